@@ -1,0 +1,49 @@
+# Everything a fresh machine needs: `make demo` runs the main job, `make test` the tests.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+export LITELLM_LOCAL_MODEL_COST_MAP := True
+
+.PHONY: setup browser lint typecheck test test-fast demo bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+# Chromium for the browser tests and the demo: an existing one (RECORDER_CHROMIUM,
+# /usr/bin/chromium or a Playwright-managed build) is used as it is; otherwise Debian's
+# package is installed when we are root, and the way to get one is printed when not.
+browser:
+	@$(PYTHON) scripts/find_chromium.py >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	  else \
+	    echo "no Chromium found: run 'sudo apt-get install chromium' or '$(BIN)/playwright install chromium'"; exit 1; \
+	  fi; }
+
+setup: $(STAMP) browser
+
+lint: $(STAMP)
+	$(BIN)/ruff check recorder fixtures tests
+	$(BIN)/ruff format --check recorder fixtures tests
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+test: setup lint typecheck
+	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
+
+demo: setup
+	$(BIN)/python -m fixtures.demo
+
+bench: setup
+	$(BIN)/python tests/bench/bench_llm.py
+
+clean:
+	rm -rf $(VENV) .recorder .pytest_cache .mypy_cache .ruff_cache .hypothesis

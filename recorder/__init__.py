@@ -1,0 +1,65 @@
+"""recorder: durable, replayable recording of LLM + browser agent runs, for notebooks.
+
+>>> import recorder
+>>> with recorder.run("triage", inputs={"ticket": 123}, store=recorder.MemoryStore()) as run:
+...     total = run.step("add", lambda a, b: a + b, 2, 3)
+>>> total
+5
+
+Nothing heavy is imported here: litellm, Playwright, pandas and ipywidgets load only
+when a feature that needs them is used.
+"""
+
+from __future__ import annotations
+
+from .errors import (
+    ConfigError,
+    DamagedRecordError,
+    DivergenceError,
+    DivergenceWarning,
+    NotSerializableError,
+    RecordedStepError,
+    RecorderError,
+    ReplayMissError,
+    RunLockedError,
+    RunNotFoundError,
+    StoreError,
+    StoreFormatError,
+    UnsafeStoreError,
+)
+from .history import RunHistory, load, runs
+from .records import Outcome
+from .run import Mode, OnDivergence, Run, current_run, run, step
+from .store import DiskStore, MemoryStore, Store, open_store
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigError",
+    "DamagedRecordError",
+    "DiskStore",
+    "DivergenceError",
+    "DivergenceWarning",
+    "MemoryStore",
+    "Mode",
+    "NotSerializableError",
+    "OnDivergence",
+    "Outcome",
+    "RecordedStepError",
+    "RecorderError",
+    "ReplayMissError",
+    "Run",
+    "RunHistory",
+    "RunLockedError",
+    "RunNotFoundError",
+    "Store",
+    "StoreError",
+    "StoreFormatError",
+    "UnsafeStoreError",
+    "current_run",
+    "load",
+    "open_store",
+    "run",
+    "runs",
+    "step",
+]

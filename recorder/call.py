@@ -1,0 +1,259 @@
+"""One step call inside an attempt: replayed from its record, or live and committed.
+
+:meth:`recorder.Run.begin` makes a :class:`Call`; integrations execute the real work
+and report back through it. A live result is written through (one atomic store write)
+before :meth:`Call.commit` returns.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from contextvars import Token
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from . import values
+from .errors import RecordedStepError, RecorderError
+from .journal import step_label
+from .keys import dumps, hash_bytes
+from .records import AttemptRecord, ErrorInfo, StepRecord, TraceEvent
+
+if TYPE_CHECKING:
+    from .locks import RunLock
+    from .run import Run
+
+__all__ = ["Attempt", "Call", "RunStats", "rebuild_exception"]
+
+_INLINE_LIMIT = 512
+"""Encoded results up to this many bytes live inside the step record, larger ones in a
+content-addressed blob (so identical responses are stored once)."""
+
+
+@dataclass
+class RunStats:
+    """Counts for the current (or last) attempt."""
+
+    replayed: int = 0
+    live: int = 0
+    failed: int = 0
+    saved_s: float = 0.0
+    saved_cost_usd: float = 0.0
+    llm_calls_saved: int = 0
+
+
+@dataclass
+class Attempt:
+    """The in-memory state of an open attempt."""
+
+    record: AttemptRecord
+    recorded: dict[tuple[str, int], StepRecord]
+    run_lock: RunLock
+    used: set[tuple[str, int]] = field(default_factory=set)
+    occurrences: dict[str, int] = field(default_factory=dict)
+    seq: int = 0
+    events: list[TraceEvent] = field(default_factory=list)
+    stats: RunStats = field(default_factory=RunStats)
+    divergence_reported: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    context_token: Token[Run | None] | None = None
+
+
+class Call:
+    """One step call inside an attempt, returned by :meth:`Run.begin`.
+
+    If :attr:`replayed`, call :meth:`replay` for the recorded result (or the recorded
+    error, raised). Otherwise execute the step and call exactly one of :meth:`commit`
+    (it finished), :meth:`fail` (it raised) or :meth:`abandon` (interrupted).
+    """
+
+    __slots__ = (
+        "_attempt",
+        "_run",
+        "_t0",
+        "key",
+        "kind",
+        "meta",
+        "name",
+        "occurrence",
+        "record",
+        "request",
+        "seq",
+        "started_at",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        run: Run,
+        attempt: Attempt,
+        seq: int,
+        key: str,
+        occurrence: int,
+        kind: str,
+        name: str,
+        request: Any,
+        meta: dict[str, Any],
+        record: StepRecord | None,
+    ) -> None:
+        self._run, self._attempt = run, attempt
+        self.seq, self.key, self.occurrence = seq, key, occurrence
+        self.kind, self.name, self.request, self.meta = kind, name, request, meta
+        self.record = record
+        self.started_at = run._clock()
+        self._t0 = time.perf_counter()
+
+    @property
+    def replayed(self) -> bool:
+        return self.record is not None
+
+    @property
+    def label(self) -> str:
+        return f"step #{self.seq} ({self.kind} {self.name!r})"
+
+    def replay(self) -> Any:
+        """The recorded result, decoded; a recorded error is raised again."""
+        record = self.record
+        if record is None:
+            raise RecorderError(f"{self.label} is live, not replayed; this is a recorder bug.")
+        run = self._run
+        error = None
+        try:
+            if record.error is not None:
+                error = record.error
+                raise rebuild_exception(record.error, step=step_label(record))
+            if record.result_ref is not None:
+                encoded = json.loads(run.journal.blob(record.result_ref, step=step_label(record)))
+            else:
+                encoded = record.result
+            return values.decode(encoded, lambda ref: run.journal.blob(ref, step=self.label))
+        finally:
+            att = self._attempt
+            stats = att.stats
+            stats.replayed += 1
+            stats.saved_s += record.duration_s
+            if record.kind == "llm":
+                stats.llm_calls_saved += 1
+                cost = record.meta.get("cost_usd")
+                if isinstance(cost, int | float):
+                    stats.saved_cost_usd += cost
+            self._event("replayed", error)
+
+    def commit(self, result: Any, *, meta: dict[str, Any] | None = None) -> None:
+        """Record the live result (written through before this returns).
+
+        Raises NotSerializableError, writing nothing, if the result has no JSON form.
+        """
+        blobs: dict[str, bytes] = {}
+        try:
+            encoded = values.encode(result, blobs, where=f"the result of {self.label}")
+        except RecorderError as error:
+            self._attempt.stats.failed += 1
+            self._event("failed", ErrorInfo.from_exception(error))
+            raise
+        self._write(encoded, blobs, None, meta)
+
+    def fail(self, exc: BaseException, *, record: bool) -> None:
+        """The live step raised ``exc``. With ``record`` the error is its recorded
+        result (a replay raises it again); otherwise only the trace shows it."""
+        info = ErrorInfo.from_exception(exc)
+        if record:
+            self._write(None, {}, info, None)
+            return
+        self._attempt.stats.failed += 1
+        event = self._event("failed", info)
+        self._run.journal.put_event(self._run.run_id, self._attempt.record.number, event)
+
+    def abandon(self) -> None:
+        """The live step was interrupted; nothing is recorded and it will run again."""
+
+    def _write(
+        self,
+        encoded: Any,
+        blobs: dict[str, bytes],
+        error: ErrorInfo | None,
+        meta: dict[str, Any] | None,
+    ) -> None:
+        run, att = self._run, self._attempt
+        duration = time.perf_counter() - self._t0
+        if meta:
+            self.meta = {**self.meta, **meta}
+        result, result_ref = encoded, None
+        if error is None:
+            text = dumps(encoded).encode()
+            if len(text) > _INLINE_LIMIT:
+                result, result_ref = None, hash_bytes(text)
+                blobs[result_ref] = text
+        request_ref = run.journal.split_request(self.request, blobs)
+        record = StepRecord(
+            key=self.key,
+            occurrence=self.occurrence,
+            kind=self.kind,
+            name=self.name,
+            generation=att.record.generation,
+            attempt=att.record.number,
+            seq=self.seq,
+            started_at=self.started_at,
+            duration_s=duration,
+            result=result,
+            result_ref=result_ref,
+            request_ref=request_ref,
+            error=error,
+            meta=self.meta,
+            blobs=tuple(blobs),
+        )
+        run.journal.put_step(run.run_id, record, blobs)
+        if error is None:
+            att.stats.live += 1
+        else:
+            att.stats.failed += 1
+        self._event("live" if error is None else "failed", error, duration)
+
+    def _event(
+        self, status: str, error: ErrorInfo | None, duration: float | None = None
+    ) -> TraceEvent:
+        att = self._attempt
+        event = TraceEvent(
+            seq=self.seq,
+            key=self.key,
+            occurrence=self.occurrence,
+            kind=self.kind,
+            name=self.name,
+            status=status,
+            started_at=self.started_at,
+            duration_s=time.perf_counter() - self._t0 if duration is None else duration,
+            generation=att.record.generation,
+            error=error,
+            meta=self.meta if self.record is None else {},
+        )
+        att.events.append(event)
+        return event
+
+
+def rebuild_exception(info: ErrorInfo, *, step: str) -> BaseException:
+    """The recorded exception, as its own type when that type is importable here.
+
+    Only modules already imported are looked in: a store must never make the recorder
+    import code. Falls back to :class:`RecordedStepError` with the type and message.
+    """
+    module = sys.modules.get(info.module)
+    kind: Any = module
+    for part in info.type.split("."):
+        kind = getattr(kind, part, None)
+    exc: BaseException | None = None
+    if isinstance(kind, type) and issubclass(kind, Exception):
+        attempts = [info.args] if info.args is not None else []
+        attempts.append([info.message])
+        for args in attempts:
+            try:
+                candidate = kind(*args)
+            except Exception:
+                continue
+            if str(candidate) == info.message:
+                exc = candidate
+                break
+    if exc is None:
+        exc = RecordedStepError(f"{info.module}.{info.type}", info.message)
+    exc.add_note(f"(replayed: {step} raised this when it ran live; see the trace for where)")
+    return exc

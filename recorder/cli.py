@@ -1,0 +1,129 @@
+"""The ``recorder`` command: list, show, export, verify and delete recorded runs.
+
+Exit codes: 0 success, 1 a recorder error (message on stderr) or damage found by
+``verify``, 2 a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .errors import RecorderError, RunNotFoundError
+from .history import RunHistory, find_run, run_rows
+from .journal import Journal
+from .store import default_directory, open_store
+
+__all__ = ["main"]
+
+_SHOW_COLUMNS = ["attempt", "seq", "kind", "name", "status", "duration_s",
+                 "recorded_duration_s", "model", "prompt_tokens", "completion_tokens",
+                 "cost_usd", "error"]  # fmt: skip
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="recorder", description="Inspect and manage recorded agent runs."
+    )
+    parser.add_argument(
+        "--store",
+        metavar="DIR",
+        help="the store directory (default: $RECORDER_DIR or ./.recorder)",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    commands.add_parser("ls", help="list the runs in the store")
+    show = commands.add_parser("show", help="show a run's steps as a table")
+    show.add_argument("run", metavar="RUN", help="run name or run id (name@hash)")
+    show.add_argument("--attempt", type=int, help="only this attempt")
+    export = commands.add_parser("export", help="write a run's trace to a file")
+    export.add_argument("run", metavar="RUN")
+    export.add_argument("-o", "--output", required=True, metavar="FILE",
+                        help="FILE.csv, FILE.parquet or FILE.jsonl")  # fmt: skip
+    commands.add_parser("verify", help="re-hash every blob and check every record")
+    rm = commands.add_parser("rm", help="delete a run and the blobs only it used")
+    rm.add_argument("run", metavar="RUN")
+    return parser
+
+
+def _journal(store: str | None, *, create: bool = False) -> Journal:
+    path = Path(store) if store else default_directory()
+    if not create and not path.exists():
+        raise RunNotFoundError(
+            f"no store at {path}: nothing has been recorded there yet (use --store DIR or "
+            "set RECORDER_DIR)."
+        )
+    return Journal(open_store(path))
+
+
+def _print_table(frame: object) -> None:
+    import pandas as pd
+
+    assert isinstance(frame, pd.DataFrame)
+    with pd.option_context("display.max_rows", None, "display.width", 200,
+                           "display.max_colwidth", 48):  # fmt: skip
+        print(frame.to_string(index=False))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except RecorderError as error:
+        print(f"recorder: error: {error}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # `recorder show X | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    journal = _journal(args.store)
+    if args.command == "ls":
+        from .export import runs_frame
+
+        rows = run_rows(journal)
+        if not rows:
+            print(f"no runs in {journal.store.location}")
+            return 0
+        frame = runs_frame(rows)
+        frame["created_at"] = frame["created_at"].dt.strftime("%Y-%m-%d %H:%M:%S")
+        frame["last_activity"] = frame["last_activity"].dt.strftime("%Y-%m-%d %H:%M:%S")
+        _print_table(frame)
+        return 0
+    if args.command == "verify":
+        damage = journal.verify()
+        blobs = len(journal.store.keys("blob/"))
+        steps = len(journal.store.keys("step/"))
+        for item in damage:
+            print(f"DAMAGED {item}")
+        if damage:
+            print(f"{len(damage)} problem(s) in {journal.store.location}", file=sys.stderr)
+            return 1
+        print(f"ok: {blobs} blobs and {steps} step records verified in {journal.store.location}")
+        return 0
+    run_id = find_run(journal, args.run)
+    if args.command == "rm":
+        steps = journal.delete_run(run_id)
+        print(f"removed run {run_id} ({steps} step records)")
+        return 0
+    history = RunHistory.load(journal, run_id)
+    frame = history.to_dataframe()
+    if args.command == "export":
+        from .export import write_frame
+
+        kind = write_frame(frame, args.output)
+        print(f"wrote {len(frame)} rows of run {run_id} to {args.output} ({kind})")
+        return 0
+    if args.attempt is not None:
+        frame = frame[frame["attempt"] == args.attempt]
+    summary = history.summary()
+    print(f"run {run_id}  status {summary['status']}  attempts {summary['attempts']}  "
+          f"steps {summary['steps']}  inputs {summary['inputs']}")  # fmt: skip
+    if frame.empty:
+        print("(no step calls)")
+    else:
+        _print_table(frame[_SHOW_COLUMNS].round(4))
+    return 0

@@ -1,0 +1,132 @@
+"""Every error the recorder raises on purpose.
+
+All of them derive from :class:`RecorderError`, so ``except recorder.RecorderError``
+catches anything the recorder decided to refuse. Errors that are also a standard kind
+of mistake carry that base too (a bad argument is a ``ValueError``)::
+
+    RecorderError
+    ├── ConfigError (ValueError)            a bad argument: unknown mode, bad run name
+    ├── NotSerializableError (TypeError)    a step result or key part is not JSON-representable
+    ├── ReplayMissError                     mode="replay" and the step is not recorded
+    ├── DivergenceError                     on_divergence="raise" and the run asked for a new step
+    │                                       while recorded steps were left unused
+    ├── RunLockedError                      another live process holds the run
+    ├── RecordedStepError                   replay of a recorded error whose type cannot be rebuilt
+    ├── StoreError                          the store cannot be used as asked
+        ├── StoreFormatError                written by a newer recorder, or not a recorder store
+        ├── UnsafeStoreError                a pickled row, or a directory others can write to
+        ├── DamagedRecordError              a blob or record is missing or fails its hash
+        └── RunNotFoundError (LookupError)  no run by that name in the store
+
+    DivergenceWarning (UserWarning)         on_divergence="warn": the same news as a warning
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = [
+    "ConfigError",
+    "DamagedRecordError",
+    "DivergenceError",
+    "DivergenceWarning",
+    "NotSerializableError",
+    "RecordedStepError",
+    "RecorderError",
+    "ReplayMissError",
+    "RunLockedError",
+    "RunNotFoundError",
+    "StoreError",
+    "StoreFormatError",
+    "UnsafeStoreError",
+]
+
+
+class RecorderError(Exception):
+    """Base of every error the recorder raises on purpose."""
+
+
+class ConfigError(RecorderError, ValueError):
+    """An argument has a value the recorder cannot use."""
+
+
+class NotSerializableError(RecorderError, TypeError):
+    """A value that must be recorded (a step result, a key part, the run's inputs)
+    cannot be represented as JSON. Raised before anything is written."""
+
+
+class _StepMismatch(RecorderError):
+    """A step the run asked for that the record does not hold, with the nearest candidate."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        step: Mapping[str, Any],
+        candidate: Mapping[str, Any] | None = None,
+        differences: Mapping[str, tuple[Any, Any]] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.step = dict(step)
+        self.candidate = dict(candidate) if candidate is not None else None
+        self.differences = dict(differences or {})
+
+
+class ReplayMissError(_StepMismatch):
+    """``mode="replay"`` and the run asked for a step that is not recorded.
+
+    ``step`` describes what was asked, ``candidate`` the nearest recorded step (or
+    ``None``) and ``differences`` maps each differing field to ``(recorded, asked)``.
+    """
+
+
+class DivergenceError(_StepMismatch):
+    """The run asked for a step that is not recorded while recorded steps remain unused,
+    and ``on_divergence="raise"``. Same attributes as :class:`ReplayMissError`."""
+
+
+class RunLockedError(RecorderError):
+    """Another live process (or another open context in this one) holds the run."""
+
+
+class RecordedStepError(RecorderError):
+    """Replay of a step that raised, whose exception type cannot be rebuilt here.
+
+    ``type_name`` is the recorded ``module.QualName`` and ``message`` its ``str()``.
+    """
+
+    def __init__(self, type_name: str, message: str) -> None:
+        super().__init__(f"{type_name}: {message}")
+        self.type_name = type_name
+        self.message = message
+
+
+class StoreError(RecorderError):
+    """The store cannot be used as asked."""
+
+
+class StoreFormatError(StoreError):
+    """The store was written by a newer recorder, or is not a recorder store."""
+
+
+class UnsafeStoreError(StoreError):
+    """The store holds something the recorder refuses to read (a pickled row), or its
+    directory can be written by other users."""
+
+
+class DamagedRecordError(StoreError):
+    """A blob or record is missing or does not match its content hash.
+
+    Never treated as a miss: running the step live again would silently repeat work
+    the record says was done.
+    """
+
+
+class RunNotFoundError(StoreError, LookupError):
+    """No run with that name (or id) in the store."""
+
+
+class DivergenceWarning(UserWarning):
+    """A re-run asked for a step that is not recorded while recorded steps remain
+    unused; it goes live. Issued once per attempt (``on_divergence="warn"``)."""

@@ -1,0 +1,230 @@
+"""Read-only views of what a store holds: one run's history, and the list of runs.
+
+Nothing here imports pandas; :mod:`recorder.export` turns rows into DataFrames.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from .errors import RunNotFoundError
+from .journal import Journal
+from .keys import canonical, dumps, hash_bytes
+from .records import AttemptRecord, RunRecord, StepRecord, TraceEvent
+from .store import Store, open_store
+
+if TYPE_CHECKING:
+    import pandas
+
+__all__ = ["TRACE_COLUMNS", "RunHistory", "find_run", "load", "run_rows", "runs"]
+
+TRACE_COLUMNS = (
+    "run", "attempt", "seq", "kind", "name", "key", "occurrence", "status", "started_at",
+    "duration_s", "recorded_duration_s", "model", "temperature", "seed", "prompt_tokens",
+    "completion_tokens", "cost_usd", "error", "generation",
+)  # fmt: skip
+"""The columns of a trace, in order (integrations may add more after these)."""
+
+_META_COLUMNS = ("model", "temperature", "seed", "prompt_tokens", "completion_tokens", "cost_usd")
+
+
+def _utc(ts: float | None) -> datetime | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC)
+
+
+@dataclass
+class RunHistory:
+    """A run's record: its inputs, attempts, step records and per-attempt traces."""
+
+    run: RunRecord
+    attempts: list[AttemptRecord]
+    steps: list[StepRecord]
+    traces: dict[int, list[TraceEvent]]
+
+    @classmethod
+    def load(
+        cls,
+        journal: Journal,
+        run_id: str,
+        *,
+        open_attempt: tuple[AttemptRecord, list[TraceEvent]] | None = None,
+    ) -> RunHistory:
+        record = journal.get_run(run_id)
+        if record is None:
+            raise RunNotFoundError(f"no run {run_id!r} in {journal.store.location}.")
+        attempts = journal.attempts(run_id)
+        steps = journal.steps(run_id)
+        traces: dict[int, list[TraceEvent]] = {}
+        for attempt in attempts:
+            if open_attempt is not None and attempt.number == open_attempt[0].number:
+                traces[attempt.number] = sorted(open_attempt[1], key=lambda e: e.seq)
+                continue
+            trace = journal.trace(run_id, attempt.number)
+            if trace is None:  # the attempt never ended cleanly: rebuild what was written
+                trace = [_live_event(s) for s in steps if s.attempt == attempt.number]
+                trace += journal.events(run_id, attempt.number)
+                trace.sort(key=lambda e: e.seq)
+            traces[attempt.number] = trace
+        if open_attempt is not None:
+            attempts = [
+                a if a.number != open_attempt[0].number else open_attempt[0] for a in attempts
+            ]
+        return cls(run=record, attempts=attempts, steps=steps, traces=traces)
+
+    @property
+    def run_id(self) -> str:
+        return self.run.run_id
+
+    @property
+    def name(self) -> str:
+        return self.run.name
+
+    @property
+    def inputs(self) -> Any:
+        return self.run.inputs
+
+    @property
+    def status(self) -> str:
+        """The outcome of the last attempt (``"new"`` before any)."""
+        return self.attempts[-1].outcome.value if self.attempts else "new"
+
+    def current_steps(self) -> list[StepRecord]:
+        """The step records a replay would use (the current generation), in run order."""
+        current = [s for s in self.steps if s.generation == self.run.generation]
+        return sorted(current, key=lambda s: (s.attempt, s.seq))
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One dict per step call of every attempt, with :data:`TRACE_COLUMNS`."""
+        by_ident = {(s.generation, s.key, s.occurrence): s for s in self.steps}
+        out: list[dict[str, Any]] = []
+        for attempt in self.attempts:
+            for event in self.traces.get(attempt.number, []):
+                step = by_ident.get((event.generation, event.key, event.occurrence))
+                meta = dict(step.meta) if step is not None else {}
+                meta.update(event.meta)
+                error = event.error.summary if event.error else None
+                row: dict[str, Any] = {
+                    "run": self.run.run_id,
+                    "attempt": attempt.number,
+                    "seq": event.seq,
+                    "kind": event.kind,
+                    "name": event.name,
+                    "key": event.key,
+                    "occurrence": event.occurrence,
+                    "status": event.status,
+                    "started_at": _utc(event.started_at),
+                    "duration_s": event.duration_s,
+                    "recorded_duration_s": step.duration_s if step is not None else math.nan,
+                    "error": error,
+                    "generation": event.generation,
+                }
+                for column in _META_COLUMNS:
+                    row[column] = meta.get(column)
+                for extra, value in meta.items():
+                    if extra not in row and not extra.startswith("_"):
+                        row[extra] = value
+                out.append(row)
+        return out
+
+    def to_dataframe(self) -> pandas.DataFrame:
+        """The trace as a DataFrame (see :func:`recorder.export.trace_frame`)."""
+        from .export import trace_frame
+
+        return trace_frame(self.rows())
+
+    def summary(self) -> dict[str, Any]:
+        last = self.attempts[-1] if self.attempts else None
+        activity = None
+        if last is not None:
+            activity = last.ended_at or last.started_at
+            steps_after = [
+                s.started_at + s.duration_s for s in self.steps if s.attempt == last.number
+            ]
+            activity = max([activity, *steps_after])
+        return {
+            "run": self.run.run_id,
+            "name": self.run.name,
+            "inputs": dumps(self.run.inputs),
+            "attempts": len(self.attempts),
+            "steps": len(self.current_steps()),
+            "status": self.status,
+            "created_at": _utc(self.run.created_at),
+            "last_activity": _utc(activity),
+        }
+
+
+def _live_event(step: StepRecord) -> TraceEvent:
+    return TraceEvent(
+        seq=step.seq,
+        key=step.key,
+        occurrence=step.occurrence,
+        kind=step.kind,
+        name=step.name,
+        status="failed" if step.error else "live",
+        started_at=step.started_at,
+        duration_s=step.duration_s,
+        generation=step.generation,
+        error=step.error,
+    )
+
+
+def find_run(journal: Journal, name: str, *, inputs: Any = None, has_inputs: bool = False) -> str:
+    """The run id for ``name``: an exact run id (``name@hash``), the run with these
+    inputs, or else the most recently active run of that name."""
+    if journal.get_run(name) is not None:
+        return name
+    if has_inputs:
+        digest = hash_bytes(dumps(canonical(inputs, where="inputs")).encode())
+        run_id = f"{name}@{digest[7:19]}"
+        if journal.get_run(run_id) is None:
+            raise RunNotFoundError(
+                f"no run {name!r} with these inputs in {journal.store.location}; "
+                "`recorder ls` lists the runs."
+            )
+        return run_id
+    candidates = journal.list_runs(name)
+    if not candidates:
+        raise RunNotFoundError(
+            f"no run named {name!r} in {journal.store.location}; `recorder ls` lists the runs."
+        )
+
+    def last_start(record: RunRecord) -> float:
+        attempts = journal.attempts(record.run_id)
+        return attempts[-1].started_at if attempts else record.created_at
+
+    return max(candidates, key=last_start).run_id
+
+
+_NO_INPUTS = object()
+
+
+def load(
+    name: str, *, inputs: Any = _NO_INPUTS, store: Store | str | os.PathLike[str] | None = None
+) -> RunHistory:
+    """The history of run ``name`` (or run id ``name@hash``) in ``store``. With several
+    runs of that name, ``inputs=`` picks one; without it, the most recent is used."""
+    journal = Journal(open_store(store))
+    has_inputs = inputs is not _NO_INPUTS
+    run_id = find_run(
+        journal, name, inputs=None if not has_inputs else inputs, has_inputs=has_inputs
+    )
+    return RunHistory.load(journal, run_id)
+
+
+def run_rows(journal: Journal) -> list[dict[str, Any]]:
+    """A summary dict per run in the store, most recently active first."""
+    rows = [RunHistory.load(journal, r.run_id).summary() for r in journal.list_runs()]
+    rows.sort(key=lambda r: r["last_activity"] or r["created_at"], reverse=True)
+    return rows
+
+
+def runs(store: Store | str | os.PathLike[str] | None = None) -> pandas.DataFrame:
+    """Every run in ``store`` as a DataFrame: run, name, inputs, attempts, steps,
+    status, created_at, last_activity."""
+    from .export import runs_frame
+
+    return runs_frame(run_rows(Journal(open_store(store))))

@@ -1,0 +1,246 @@
+"""Runs, attempts, steps and blobs on top of a :class:`~recorder.store.Store`.
+
+Key layout (``docs/storage.md`` is the contract)::
+
+    run/<run_id>                                  RunRecord
+    lock/<run_id>                                 who holds the run now
+    attempt/<run_id>/<attempt:06d>                AttemptRecord
+    step/<run_id>/<generation:04d>/<key>/<occ:06d> StepRecord
+    event/<run_id>/<attempt:06d>/<seq:08d>        TraceEvent of a failed call, written at once
+    trace/<run_id>/<attempt:06d>                  every TraceEvent of an ended attempt
+    blob/<sha256:...>                             content-addressed bytes
+
+A blob is re-hashed on every read: a missing or altered blob raises
+:class:`~recorder.errors.DamagedRecordError` naming the step, never a miss.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from . import records
+from .errors import DamagedRecordError, StoreError
+from .keys import dumps, hash_bytes, is_tagged_hash
+from .records import AttemptRecord, RunRecord, StepRecord, TraceEvent
+from .store import Store
+
+__all__ = ["Damage", "Journal"]
+
+_PART_MIN = 256
+"""List items of a request whose JSON is longer than this are stored as their own
+blobs, so a growing conversation stores each message once, not once per call."""
+
+
+@dataclass(frozen=True, slots=True)
+class Damage:
+    """One problem :meth:`Journal.verify` found."""
+
+    run_id: str | None
+    step: str | None
+    ref: str | None
+    problem: str
+
+    def __str__(self) -> str:
+        where = " ".join(p for p in (self.run_id, self.step) if p) or "store"
+        return f"{where}: {self.problem}" + (f" ({self.ref})" if self.ref else "")
+
+
+def step_label(record: StepRecord) -> str:
+    """How messages name a step: ``step #3 (llm 'gpt-4o-mini', attempt 1)``."""
+    return f"step #{record.seq} ({record.kind} {record.name!r}, attempt {record.attempt})"
+
+
+class Journal:
+    """Reads and writes the records of every run in one store."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._known_blobs: set[str] = set()
+        self._lock = threading.Lock()
+
+    # -- blobs -------------------------------------------------------------------------
+
+    def blob(self, ref: str, *, step: str = "a step") -> bytes:
+        """The bytes of blob ``ref``, checked against the hash; damage raises."""
+        data = self.store.get("blob/" + ref)
+        if data is None:
+            raise DamagedRecordError(
+                f"the record of {step} needs blob {ref}, which is missing from "
+                f"{self.store.location}. The step is not re-run silently: run `recorder "
+                "verify` to see all damage, then delete the run (`recorder rm`) to record it anew."
+            )
+        if hash_bytes(data) != ref:
+            raise DamagedRecordError(
+                f"the record of {step} needs blob {ref}, whose content no longer matches its "
+                f"hash in {self.store.location} (truncated or altered). Run `recorder verify`, "
+                "then delete the run (`recorder rm`) to record it anew."
+            )
+        return data
+
+    def split_request(self, request: Any, blobs: dict[str, bytes]) -> str:
+        """Store a canonical request as a blob, its large list items as blobs of their
+        own; return the request blob's hash. ``blobs`` receives every new blob."""
+        doc = request
+        if type(request) is dict:
+            doc = {}
+            for field, value in request.items():
+                if type(value) is list:
+                    parts = []
+                    for item in value:
+                        text = dumps(item)
+                        if len(text) > _PART_MIN or _is_part(item):
+                            data = text.encode()
+                            ref = hash_bytes(data)
+                            blobs[ref] = data
+                            parts.append({"$part": ref})
+                        else:
+                            parts.append(item)
+                    value = parts
+                doc[field] = value
+        data = dumps(doc).encode()
+        ref = hash_bytes(data)
+        blobs[ref] = data
+        return ref
+
+    def request(self, record: StepRecord) -> Any:
+        """The canonical request a step record was made from (``None`` if not kept)."""
+        if record.request_ref is None:
+            return None
+        label = step_label(record)
+        doc = json.loads(self.blob(record.request_ref, step=label))
+        if type(doc) is dict:
+            for field, value in doc.items():
+                if type(value) is list:
+                    doc[field] = [
+                        json.loads(self.blob(v["$part"], step=label)) if _is_part(v) else v
+                        for v in value
+                    ]
+        return doc
+
+    # -- runs --------------------------------------------------------------------------
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        raw = self.store.get("run/" + run_id)
+        return None if raw is None else records.load(RunRecord, raw, where=f"run {run_id}")
+
+    def put_run(self, run: RunRecord) -> None:
+        self.store.write({"run/" + run.run_id: records.dump(run)})
+
+    def list_runs(self, name: str | None = None) -> list[RunRecord]:
+        prefix = "run/" if name is None else f"run/{name}@"
+        return [records.load(RunRecord, raw, where=key) for key, raw in self.store.scan(prefix)]
+
+    def swap_lock(self, run_id: str, expected: bytes | None, new: bytes | None) -> bool:
+        """Atomically replace the run's lock value if it is ``expected``."""
+        return self.store.swap("lock/" + run_id, expected, new)
+
+    def get_lock(self, run_id: str) -> bytes | None:
+        return self.store.get("lock/" + run_id)
+
+    # -- attempts and traces -----------------------------------------------------------
+
+    def attempts(self, run_id: str) -> list[AttemptRecord]:
+        return [
+            records.load(AttemptRecord, raw, where=key)
+            for key, raw in self.store.scan(f"attempt/{run_id}/")
+        ]
+
+    def put_attempt(
+        self, run_id: str, attempt: AttemptRecord, trace: list[TraceEvent] | None = None
+    ) -> None:
+        puts = {f"attempt/{run_id}/{attempt.number:06d}": records.dump(attempt)}
+        if trace is not None:
+            puts[f"trace/{run_id}/{attempt.number:06d}"] = records.dump(trace)
+        self.store.write(puts)
+
+    def put_event(self, run_id: str, attempt: int, event: TraceEvent) -> None:
+        self.store.write({f"event/{run_id}/{attempt:06d}/{event.seq:08d}": records.dump(event)})
+
+    def trace(self, run_id: str, attempt: int) -> list[TraceEvent] | None:
+        """The full trace of an ended attempt, or ``None`` if it never ended cleanly."""
+        raw = self.store.get(f"trace/{run_id}/{attempt:06d}")
+        if raw is None:
+            return None
+        return [records.load(TraceEvent, e, where="trace") for e in json.loads(raw)]
+
+    def events(self, run_id: str, attempt: int) -> list[TraceEvent]:
+        """The failed-call events written through during an attempt."""
+        return [
+            records.load(TraceEvent, raw, where=key)
+            for key, raw in self.store.scan(f"event/{run_id}/{attempt:06d}/")
+        ]
+
+    # -- steps -------------------------------------------------------------------------
+
+    def steps(self, run_id: str, generation: int | None = None) -> list[StepRecord]:
+        prefix = f"step/{run_id}/" if generation is None else f"step/{run_id}/{generation:04d}/"
+        return [records.load(StepRecord, raw, where=key) for key, raw in self.store.scan(prefix)]
+
+    def put_step(self, run_id: str, step: StepRecord, blobs: Mapping[str, bytes]) -> None:
+        """Write a finished step and every blob it needs in one atomic write."""
+        with self._lock:
+            new = {"blob/" + r: d for r, d in blobs.items() if r not in self._known_blobs}
+        key = f"step/{run_id}/{step.generation:04d}/{step.key}/{step.occurrence:06d}"
+        self.store.write({key: records.dump(step)}, adds=new)
+        with self._lock:
+            self._known_blobs.update(blobs)
+
+    # -- maintenance -------------------------------------------------------------------
+
+    def delete_run(self, run_id: str) -> int:
+        """Delete a run's records, then every blob no other run needs; return the
+        number of step records deleted."""
+        deleted = len(self.store.keys(f"step/{run_id}/"))
+        for prefix in ("step", "attempt", "event", "trace", "lock"):
+            self.store.delete_prefix(f"{prefix}/{run_id}/")
+        self.store.write(deletes=["run/" + run_id, "lock/" + run_id])
+        self.collect_garbage()
+        return deleted
+
+    def collect_garbage(self) -> int:
+        """Delete blobs no step record refers to; return how many went."""
+        needed: set[str] = set()
+        for _, raw in self.store.scan("step/"):
+            needed.update(json.loads(raw).get("blobs", ()))
+        doomed = [k for k in self.store.keys("blob/") if k[5:] not in needed]
+        for start in range(0, len(doomed), 500):
+            self.store.write(deletes=doomed[start : start + 500])
+        with self._lock:
+            self._known_blobs.difference_update(k[5:] for k in doomed)
+        return len(doomed)
+
+    def verify(self) -> list[Damage]:
+        """Re-hash every blob and check that every step's blobs are present."""
+        damage = [Damage(None, None, None, p) for p in self.store.integrity_check()]
+        good: set[str] = set()
+        for key, data in self.store.scan("blob/"):
+            ref = key[5:]
+            if not is_tagged_hash(ref):
+                damage.append(Damage(None, None, ref, "a blob key that is not a sha256 hash"))
+            elif hash_bytes(data) != ref:
+                damage.append(Damage(None, None, ref, "blob content does not match its hash"))
+            else:
+                good.add(ref)
+        for key, raw in self.store.scan("step/"):
+            run_id = key.split("/", 2)[1]
+            try:
+                step = records.load(StepRecord, raw, where=key)
+            except (StoreError, ValueError) as error:
+                damage.append(Damage(run_id, key, None, f"unreadable step record: {error}"))
+                continue
+            for ref in step.blobs:
+                if ref not in good:
+                    damage.append(
+                        Damage(
+                            run_id, step_label(step), ref, "a blob it needs is missing or damaged"
+                        )
+                    )
+        return damage
+
+
+def _is_part(item: object) -> bool:
+    return type(item) is dict and len(item) == 1 and "$part" in item

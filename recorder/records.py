@@ -1,0 +1,201 @@
+"""What is written for runs, attempts and steps: frozen dataclasses and their JSON form.
+
+Every record is a JSON object carrying ``"format": RECORD_FORMAT``; a reader refuses a
+record from a newer format instead of guessing. ``docs/storage.md`` documents the
+layout; ``fixtures/`` keeps stores written by every released format.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import traceback
+from dataclasses import dataclass, field
+from enum import Enum, StrEnum
+from typing import Any, TypeVar
+
+from .errors import ConfigError, StoreFormatError
+
+__all__ = [
+    "RECORD_FORMAT",
+    "AttemptRecord",
+    "ErrorInfo",
+    "Outcome",
+    "RunRecord",
+    "StepRecord",
+    "TraceEvent",
+]
+
+RECORD_FORMAT = 1
+
+
+class Outcome(StrEnum):
+    """How an attempt ended."""
+
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+    CRASHED = "crashed"
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorInfo:
+    """An exception as recorded: its type's module and qualified name, ``str()``,
+    ``args`` when they are JSON-representable, and the formatted traceback."""
+
+    type: str
+    message: str
+    module: str = ""
+    args: list[Any] | None = None
+    traceback: str = ""
+
+    @classmethod
+    def from_exception(cls, exc: BaseException) -> ErrorInfo:
+        kind = type(exc)
+        args: list[Any] | None = list(exc.args)
+        try:
+            json.dumps(args, allow_nan=False)
+        except (TypeError, ValueError):
+            args = None
+        return cls(
+            type=kind.__qualname__,
+            module=kind.__module__,
+            message=str(exc),
+            args=args,
+            traceback="".join(traceback.format_exception(exc)),
+        )
+
+    @property
+    def summary(self) -> str:
+        return f"{self.type}: {self.message}" if self.message else self.type
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """A run: its name, its inputs and their hash (which together identify it), and the
+    current *generation* (bumped by each ``mode="record"`` attempt; replay reads only
+    the current generation, older ones are kept)."""
+
+    run_id: str
+    name: str
+    inputs_hash: str
+    inputs: Any
+    created_at: float
+    generation: int = 0
+    format: int = RECORD_FORMAT
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """One entry into the run's context and how it ended."""
+
+    number: int
+    mode: str
+    generation: int
+    started_at: float
+    pid: int
+    host: str
+    outcome: Outcome = Outcome.RUNNING
+    ended_at: float | None = None
+    error: ErrorInfo | None = None
+    process_start: float | None = None
+    format: int = RECORD_FORMAT
+
+
+@dataclass(frozen=True, slots=True)
+class StepRecord:
+    """A step that ran live and finished, returning ``result`` or raising ``error``.
+
+    ``result`` is the encoded result inline (small results) and ``result_ref`` the hash
+    of its blob otherwise; ``request_ref`` is the blob of the canonical request that
+    produced ``key`` (kept to explain misses); ``blobs`` lists every blob the step needs.
+    """
+
+    key: str
+    occurrence: int
+    kind: str
+    name: str
+    generation: int
+    attempt: int
+    seq: int
+    started_at: float
+    duration_s: float
+    result: Any = None
+    result_ref: str | None = None
+    request_ref: str | None = None
+    error: ErrorInfo | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    blobs: tuple[str, ...] = ()
+    format: int = RECORD_FORMAT
+
+    @property
+    def ident(self) -> tuple[str, int]:
+        return (self.key, self.occurrence)
+
+
+@dataclass(frozen=True, slots=True)
+class TraceEvent:
+    """One step call in one attempt, as the trace shows it."""
+
+    seq: int
+    key: str
+    occurrence: int
+    kind: str
+    name: str
+    status: str  # "live", "replayed" or "failed"
+    started_at: float
+    duration_s: float
+    generation: int = 0
+    error: ErrorInfo | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+_R = TypeVar("_R")
+
+
+def dump(record: Any) -> bytes:
+    """The JSON bytes of a record dataclass (or a list of them)."""
+    return json.dumps(_plain(record), separators=(",", ":"), allow_nan=False).encode()
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def load(cls: type[_R], data: bytes | dict[str, Any], *, where: str = "record") -> _R:
+    """Rebuild a record dataclass from its JSON; refuse newer formats."""
+    raw: dict[str, Any] = json.loads(data) if isinstance(data, bytes) else dict(data)
+    found = raw.get("format", RECORD_FORMAT)
+    if not isinstance(found, int) or found > RECORD_FORMAT:
+        raise StoreFormatError(
+            f"{where} has record format {found!r}; this recorder reads format "
+            f"{RECORD_FORMAT}. Upgrade recorder to read it."
+        )
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    kwargs = {k: v for k, v in raw.items() if k in names}
+    if "error" in kwargs and kwargs["error"] is not None:
+        kwargs["error"] = ErrorInfo(**kwargs["error"])
+    if "outcome" in kwargs:
+        kwargs["outcome"] = Outcome(kwargs["outcome"])
+    if "blobs" in kwargs:
+        kwargs["blobs"] = tuple(kwargs["blobs"])
+    try:
+        return cls(**kwargs)
+    except TypeError as error:
+        raise StoreFormatError(f"{where} is not a valid {cls.__name__}: {error}") from error
+
+
+def parse_enum(enum_cls: type[Enum], value: object, *, argument: str) -> Any:
+    """``enum_cls(value)``, or a :class:`ConfigError` listing the valid values."""
+    try:
+        return enum_cls(value)
+    except ValueError:
+        valid = ", ".join(repr(m.value) for m in enum_cls)
+        raise ConfigError(f"{argument}={value!r} is not valid; use one of {valid}.") from None

@@ -1,0 +1,623 @@
+"""The run context and the one policy that decides, for every step, replay or live.
+
+``recorder.run(name, inputs=...)`` returns a :class:`Run`; each entry into it (``with``
+or ``async with``) is an *attempt*. At entry the run takes its lock, marks attempts
+left open by dead processes as crashed, and loads the step records of its current
+generation. Every step then goes through :meth:`Run.begin`, which computes the step's
+content key and occurrence and returns a :class:`Call`: replayed from the record, or
+live, to be committed (written through at once) when it finishes.
+
+Integrations (litellm, Playwright) only describe a call and execute it; they never
+decide whether to replay and never touch the store.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import inspect
+import os
+import random as _random
+import sys
+import threading
+import time
+import unicodedata
+import uuid as _uuid
+import warnings
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar, Token
+from dataclasses import replace
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast, overload
+
+from .call import Attempt, Call, RunStats
+from .diff import describe_differences, nearest
+from .errors import (
+    ConfigError,
+    DivergenceError,
+    DivergenceWarning,
+    RecorderError,
+    ReplayMissError,
+    RunLockedError,
+)
+from .journal import Journal, step_label
+from .keys import canonical, content_key, dumps, hash_bytes
+from .locks import HOST, RunLock, process_start
+from .records import (
+    AttemptRecord,
+    ErrorInfo,
+    Outcome,
+    RunRecord,
+    StepRecord,
+)
+from .store import Store, open_store
+
+if TYPE_CHECKING:
+    import os as _os
+
+    import pandas
+
+    from .history import RunHistory
+
+__all__ = ["Call", "Mode", "OnDivergence", "Run", "current_run", "run", "step"]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+MAX_NAME_LENGTH = 200
+
+
+class Mode(StrEnum):
+    """What a run does with each step.
+
+    - ``auto``: replay what is recorded, run the rest live and record it;
+    - ``replay``: never go live; a step that is not recorded raises ReplayMissError;
+    - ``record``: run everything live and record it as the new truth (a new generation;
+      the older one is kept but no longer replayed).
+    """
+
+    AUTO = "auto"
+    REPLAY = "replay"
+    RECORD = "record"
+
+    @classmethod
+    def _missing_(cls, value: object) -> Mode:
+        valid = ", ".join(repr(m.value) for m in cls)
+        raise ConfigError(f"mode={value!r} is not a mode; use one of {valid}.")
+
+
+class OnDivergence(StrEnum):
+    """What a re-run does when it asks for a new step while recorded ones are unused."""
+
+    WARN = "warn"
+    RAISE = "raise"
+
+    @classmethod
+    def _missing_(cls, value: object) -> OnDivergence:
+        valid = ", ".join(repr(m.value) for m in cls)
+        raise ConfigError(f"on_divergence={value!r} is not valid; use one of {valid}.")
+
+
+_current: ContextVar[Run | None] = ContextVar("recorder_run", default=None)
+_in_step: ContextVar[bool] = ContextVar("recorder_in_step", default=False)
+_active: dict[int, Run] = {}
+_active_lock = threading.Lock()
+
+# Integrations installed at run entry when the library they adapt is already imported.
+_AUTO_INTEGRATIONS = {"litellm": "recorder.integrations.litellm"}
+
+
+def current_run() -> Run | None:
+    """The run whose context the caller is in, or ``None``.
+
+    The run lives in a ContextVar, so asyncio tasks and executor threads started inside
+    it see it. A plain ``threading.Thread`` does not copy context; there, if exactly one
+    run is open in the process, that run is returned. Inside the body of a live step,
+    this is ``None``: what a step does inside is part of its one recorded result.
+    """
+    if _in_step.get():
+        return None
+    found = _current.get()
+    if found is not None:
+        return found
+    if threading.current_thread() is not threading.main_thread():
+        with _active_lock:
+            if len(_active) == 1:
+                return next(iter(_active.values()))
+    return None
+
+
+def validate_name(name: object) -> str:
+    """A run name is user text that keys records: refuse what could not be a name."""
+    if not isinstance(name, str):
+        raise ConfigError(f"a run name is a str, not {type(name).__name__}.")
+    problem = None
+    folded = unicodedata.normalize("NFKC", name)
+    if not name.strip():
+        problem = "it is empty"
+    elif len(name) > MAX_NAME_LENGTH:
+        problem = f"it is {len(name)} characters long (at most {MAX_NAME_LENGTH})"
+    elif any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn") for c in name):
+        problem = "it contains control or invisible characters"
+    elif any(c in folded for c in "/\\") or folded in (".", ".."):
+        problem = "it contains a path separator (or a look-alike) or is a dot name"
+    elif name != name.strip():
+        problem = "it starts or ends with white space"
+    if problem:
+        raise ConfigError(
+            f"run name {name[:60]!r} is refused: {problem}. Use letters, digits, spaces, "
+            "dashes, dots and underscores, for example 'triage-v2'."
+        )
+    return name
+
+
+class Run:
+    """A named, recorded run of agent code. Use :func:`run` to make one.
+
+    Enter it with ``with`` or ``async with``; each entry is an attempt. The same object
+    can be entered again after it exits; re-running a cell makes a new object for the
+    same run, which works the same.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        inputs: Any = None,
+        store: Store | str | _os.PathLike[str] | None = None,
+        mode: Mode | str = Mode.AUTO,
+        on_divergence: OnDivergence | str = OnDivergence.WARN,
+        record_llm_errors: bool = False,
+        clock: Callable[[], float] | None = None,
+        rng: _random.Random | None = None,
+    ) -> None:
+        self.name = validate_name(name)
+        self.mode = Mode(mode)
+        self.on_divergence = OnDivergence(on_divergence)
+        self.record_llm_errors = bool(record_llm_errors)
+        self.inputs = inputs
+        self._inputs_canonical = canonical(inputs, where="inputs")
+        self.inputs_hash = hash_bytes(dumps(self._inputs_canonical).encode())
+        self.run_id = f"{self.name}@{self.inputs_hash[7:19]}"
+        self._store_arg = store
+        self._clock = clock or time.time
+        self._rng = rng or _random.SystemRandom()
+        self._journal: Journal | None = None
+        self._attempt: Attempt | None = None
+        self._last: Attempt | None = None
+        self._open_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        att = self._attempt or self._last
+        where = f" attempt {att.record.number} {att.record.outcome.value}" if att else ""
+        return f"<recorder.Run {self.run_id!r} mode={self.mode.value}{where}>"
+
+    # -- public state ------------------------------------------------------------------
+
+    @property
+    def journal(self) -> Journal:
+        if self._journal is None:
+            self._journal = Journal(open_store(self._store_arg))
+        return self._journal
+
+    @property
+    def store(self) -> Store:
+        return self.journal.store
+
+    @property
+    def attempt(self) -> int | None:
+        """The number of the current (or last) attempt, from 1."""
+        att = self._attempt or self._last
+        return att.record.number if att else None
+
+    @property
+    def outcome(self) -> Outcome | None:
+        att = self._attempt or self._last
+        return att.record.outcome if att else None
+
+    @property
+    def stats(self) -> RunStats:
+        att = self._attempt or self._last
+        return att.stats if att else RunStats()
+
+    @property
+    def is_open(self) -> bool:
+        return self._attempt is not None
+
+    # -- entering and leaving ----------------------------------------------------------
+
+    def __enter__(self) -> Run:
+        with self._open_lock:
+            if self._attempt is not None:
+                raise RunLockedError(
+                    f"run {self.run_id!r} is already open (attempt {self._attempt.record.number});"
+                    " a run cannot be entered inside itself."
+                )
+            self._attempt = self._open()
+        _install_integrations()
+        self._attempt.context_token = _current.set(self)
+        with _active_lock:
+            _active[id(self)] = self
+        return self
+
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        self._close(exc)
+
+    async def __aenter__(self) -> Run:
+        return self.__enter__()
+
+    async def __aexit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        self._close(exc)
+
+    def _open(self) -> Attempt:
+        journal = self.journal
+        now = self._clock()
+        lock = RunLock(journal, self.run_id)
+        lock.acquire(now)
+        try:
+            record = journal.get_run(self.run_id)
+            if record is None:
+                record = RunRecord(
+                    run_id=self.run_id,
+                    name=self.name,
+                    inputs_hash=self.inputs_hash,
+                    inputs=self._inputs_canonical,
+                    created_at=now,
+                )
+                journal.put_run(record)
+            attempts = journal.attempts(self.run_id)
+            for old in attempts:
+                if old.outcome is Outcome.RUNNING:
+                    journal.put_attempt(self.run_id, replace(old, outcome=Outcome.CRASHED))
+            if self.mode is Mode.RECORD:
+                record = replace(record, generation=record.generation + 1)
+                journal.put_run(record)
+            recorded = {s.ident: s for s in journal.steps(self.run_id, record.generation)}
+            attempt = AttemptRecord(
+                number=(attempts[-1].number if attempts else 0) + 1,
+                mode=self.mode.value,
+                generation=record.generation,
+                started_at=now,
+                pid=os.getpid(),
+                host=HOST,
+                process_start=process_start(os.getpid()),
+            )
+            journal.put_attempt(self.run_id, attempt)
+        except BaseException:
+            lock.release()
+            raise
+        return Attempt(record=attempt, recorded=recorded, run_lock=lock)
+
+    def _close(self, exc: BaseException | None) -> None:
+        att = self._attempt
+        if att is None:
+            return
+        if exc is None:
+            outcome, error = Outcome.COMPLETED, None
+        elif _is_interrupt(exc):
+            outcome, error = Outcome.INTERRUPTED, None
+        elif isinstance(exc, SystemExit):
+            outcome, error = Outcome.INTERRUPTED, ErrorInfo.from_exception(exc)
+        else:
+            outcome, error = Outcome.FAILED, ErrorInfo.from_exception(exc)
+        att.record = replace(att.record, outcome=outcome, ended_at=self._clock(), error=error)
+        journal = self.journal
+        try:
+            with att.lock:
+                trace = sorted(att.events, key=lambda e: e.seq)
+            journal.put_attempt(self.run_id, att.record, trace)
+        finally:
+            att.run_lock.release()
+            with _active_lock:
+                _active.pop(id(self), None)
+            if att.context_token is not None:
+                try:
+                    _current.reset(att.context_token)
+                except ValueError:  # exited in another context than entered
+                    _current.set(None)
+            self._last, self._attempt = att, None
+
+    # -- the step policy ---------------------------------------------------------------
+
+    def _require_open(self) -> Attempt:
+        att = self._attempt
+        if att is None:
+            raise RecorderError(
+                f"run {self.run_id!r} is not open: call steps inside `with run:` or "
+                "`async with run:`."
+            )
+        return att
+
+    def begin(self, kind: str, name: str, request: Any, meta: dict[str, Any] | None = None) -> Call:
+        """Start a step call: replayed if recorded (and the mode allows), else live.
+
+        ``request`` is everything that determines the result; it is canonicalized and
+        hashed into the content key. Raises ReplayMissError (mode ``replay``) or
+        DivergenceError (``on_divergence="raise"``) instead of going live.
+        """
+        att = self._require_open()
+        canon = canonical(request, where=f"the request of {kind} {name!r}")
+        key = content_key(kind, name, canon)
+        with att.lock:
+            occurrence = att.occurrences.get(key, 0)
+            att.occurrences[key] = occurrence + 1
+            seq = att.seq
+            att.seq = seq + 1
+            record = None if self.mode is Mode.RECORD else att.recorded.get((key, occurrence))
+            if record is not None:
+                att.used.add((key, occurrence))
+        if record is None:
+            self._on_miss(att, kind, name, seq, canon)
+        return Call(self, att, seq, key, occurrence, kind, name, canon, meta or {}, record)
+
+    def _on_miss(self, att: Attempt, kind: str, name: str, seq: int, request: Any) -> None:
+        if self.mode is Mode.REPLAY:
+            pool = list(att.recorded.values())
+            raise self._mismatch(ReplayMissError, "mode='replay' never goes live", pool,
+                                 kind, name, seq, request)  # fmt: skip
+        if self.mode is not Mode.AUTO or len(att.used) >= len(att.recorded):
+            return
+        if self.on_divergence is OnDivergence.WARN and att.divergence_reported:
+            return
+        with att.lock:
+            unused = [r for ident, r in att.recorded.items() if ident not in att.used]
+        error = self._mismatch(
+            DivergenceError,
+            f"{len(unused)} recorded step(s) are still unused: is the run deterministic?",
+            unused, kind, name, seq, request,
+        )  # fmt: skip
+        if self.on_divergence is OnDivergence.RAISE:
+            raise error
+        att.divergence_reported = True
+        warnings.warn(
+            str(error) + " Going live from here (warned once per attempt).",
+            DivergenceWarning,
+            stacklevel=4,
+        )
+
+    def _mismatch(
+        self,
+        error_type: type[ReplayMissError] | type[DivergenceError],
+        why: str,
+        pool: list[StepRecord],
+        kind: str,
+        name: str,
+        seq: int,
+        request: Any,
+    ) -> ReplayMissError | DivergenceError:
+        candidate, diffs = nearest(
+            pool, kind=kind, name=name, seq=seq, request=request, load_request=self.journal.request
+        )
+        message = f"run {self.run_id!r}: step #{seq} ({kind} {name!r}) is not recorded; {why}."
+        if candidate is None:
+            message += f" No recorded {kind} step to compare with."
+        else:
+            message += (
+                f" Nearest recorded: {step_label(candidate)}. Differences (recorded -> now): "
+                f"{describe_differences(diffs)}."
+            )
+        step_info = {"seq": seq, "kind": kind, "name": name, "request": request}
+        cand_info = None
+        if candidate is not None:
+            cand_info = {"seq": candidate.seq, "kind": candidate.kind, "name": candidate.name,
+                         "attempt": candidate.attempt, "key": candidate.key}  # fmt: skip
+        return error_type(message, step=step_info, candidate=cand_info, differences=diffs)
+
+    # -- generic steps -----------------------------------------------------------------
+
+    def step(self, name: str, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """Run ``fn(*args, **kwargs)`` as a recorded step named ``name``.
+
+        The key covers the name and the arguments (which must have a JSON form); the
+        result must be JSON-representable (bytes allowed). A step that raised replays by
+        raising the same error type and message. Inside a live step, nested steps and
+        LLM calls are not recorded separately: the step's result is the record.
+        """
+        if _in_step.get():
+            return fn(*args, **kwargs)
+        call = self.begin("step", name, {"args": args, "kwargs": kwargs})
+        if call.replayed:
+            return call.replay()  # type: ignore[no-any-return]
+        token = _in_step.set(True)
+        try:
+            result = fn(*args, **kwargs)
+        except Exception as exc:
+            call.fail(exc, record=True)
+            raise
+        except BaseException:
+            call.abandon()
+            raise
+        finally:
+            _in_step.reset(token)
+        call.commit(result)
+        return result
+
+    async def astep(
+        self, name: str, fn: Callable[..., Awaitable[T] | T], /, *args: Any, **kwargs: Any
+    ) -> T:
+        """:meth:`step` for a coroutine function (a plain function works too)."""
+        if _in_step.get():
+            return await _maybe_await(fn(*args, **kwargs))
+        call = self.begin("step", name, {"args": args, "kwargs": kwargs})
+        if call.replayed:
+            return call.replay()  # type: ignore[no-any-return]
+        token = _in_step.set(True)
+        try:
+            result = await _maybe_await(fn(*args, **kwargs))
+        except Exception as exc:
+            call.fail(exc, record=True)
+            raise
+        except BaseException:
+            call.abandon()
+            raise
+        finally:
+            _in_step.reset(token)
+        call.commit(result)
+        return result
+
+    def _value(self, kind: str, make: Callable[[], Any]) -> Any:
+        if _in_step.get():
+            return make()
+        call = self.begin(kind, kind, None)
+        if call.replayed:
+            return call.replay()
+        value = make()
+        call.commit(value)
+        return value
+
+    def now(self) -> datetime:
+        """The current UTC time, recorded: a replay returns the recorded instant."""
+        text = self._value("now", lambda: datetime.fromtimestamp(self._clock(), UTC).isoformat())
+        return datetime.fromisoformat(text)
+
+    def random(self) -> float:
+        """A random float in [0, 1), recorded."""
+        return float(self._value("random", self._rng.random))
+
+    def uuid(self) -> _uuid.UUID:
+        """A random UUID4, recorded."""
+        text = self._value(
+            "uuid", lambda: str(_uuid.UUID(int=self._rng.getrandbits(128), version=4))
+        )
+        return _uuid.UUID(text)
+
+    # -- LLM calls ---------------------------------------------------------------------
+
+    def completion(self, *args: Any, **kwargs: Any) -> Any:
+        """``litellm.completion`` recorded in this run (same arguments)."""
+        from .integrations import litellm as adapter
+
+        return adapter.recorded_completion(self, args, kwargs)
+
+    async def acompletion(self, *args: Any, **kwargs: Any) -> Any:
+        """``litellm.acompletion`` recorded in this run (same arguments)."""
+        from .integrations import litellm as adapter
+
+        return await adapter.recorded_acompletion(self, args, kwargs)
+
+    # -- looking back ------------------------------------------------------------------
+
+    def history(self) -> RunHistory:
+        """Everything recorded for this run, including the attempt in progress."""
+        from .history import RunHistory
+
+        att = self._attempt
+        live = None
+        if att is not None:
+            with att.lock:
+                live = (att.record, list(att.events))
+        return RunHistory.load(self.journal, self.run_id, open_attempt=live)
+
+    def to_dataframe(self) -> pandas.DataFrame:
+        """One row per step call of every attempt (see :mod:`recorder.export`)."""
+        return self.history().to_dataframe()
+
+
+def _is_interrupt(exc: BaseException) -> bool:
+    """KeyboardInterrupt (a plain cell interrupted), CancelledError (a top-level-await
+    cell interrupted: ipykernel cancels its task) or GeneratorExit."""
+    if isinstance(exc, KeyboardInterrupt | GeneratorExit):
+        return True
+    aio = sys.modules.get("asyncio")  # not imported: it cannot be a CancelledError
+    return aio is not None and isinstance(exc, aio.CancelledError)
+
+
+async def _maybe_await(value: Awaitable[T] | T) -> T:
+    if inspect.isawaitable(value):
+        return await value
+    return value
+
+
+def _install_integrations() -> None:
+    for trigger, module in _AUTO_INTEGRATIONS.items():
+        if trigger in sys.modules:
+            importlib.import_module(module).install()
+
+
+def in_live_step() -> bool:
+    """True inside the body of a live step (nested calls are not recorded)."""
+    return _in_step.get()
+
+
+def enter_live_step() -> Token[bool]:
+    """Mark the current context as inside a live step; pass the token to
+    :func:`leave_live_step`. Adapters use this around the real call."""
+    return _in_step.set(True)
+
+
+def leave_live_step(token: Token[bool]) -> None:
+    _in_step.reset(token)
+
+
+def run(
+    name: str,
+    *,
+    inputs: Any = None,
+    store: Store | str | _os.PathLike[str] | None = None,
+    mode: Mode | str = Mode.AUTO,
+    on_divergence: OnDivergence | str = OnDivergence.WARN,
+    record_llm_errors: bool = False,
+    clock: Callable[[], float] | None = None,
+    rng: _random.Random | None = None,
+) -> Run:
+    """A recorded run named ``name`` over ``inputs``; enter it with ``with`` or
+    ``async with``.
+
+    The run's identity is its name plus the hash of its inputs (recorded too).
+    ``store`` is a :class:`~recorder.store.Store`, a directory, or ``None`` for
+    ``$RECORDER_DIR`` or ``./.recorder``. ``mode`` is ``"auto"``, ``"replay"`` or
+    ``"record"`` (see :class:`Mode`); ``on_divergence`` is ``"warn"`` or ``"raise"``.
+    ``record_llm_errors`` records failed LLM calls as results (replayed by raising).
+    ``clock`` (epoch seconds) and ``rng`` make live values reproducible in tests.
+    """
+    return Run(
+        name,
+        inputs=inputs,
+        store=store,
+        mode=mode,
+        on_divergence=on_divergence,
+        record_llm_errors=record_llm_errors,
+        clock=clock,
+        rng=rng,
+    )
+
+
+@overload
+def step(fn: Callable[P, T], /) -> Callable[P, T]: ...
+@overload
+def step(*, name: str | None = None) -> Callable[[Callable[P, T]], Callable[P, T]]: ...
+
+
+def step(fn: Callable[P, T] | None = None, /, *, name: str | None = None) -> Any:
+    """Make ``fn`` a recorded step whenever it is called inside a run.
+
+    ``@recorder.step`` or ``@recorder.step(name="plan")``; the name defaults to the
+    function's qualified name. Outside a run the function is called as it is.
+    """
+
+    def decorate(func: Callable[P, T]) -> Callable[P, T]:
+        label = name or func.__qualname__
+        if inspect.iscoroutinefunction(func):
+
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                current = current_run()
+                if current is None:
+                    return await func(*args, **kwargs)
+                return await current.astep(label, func, *args, **kwargs)
+
+            return _wraps(cast(Any, func), async_wrapper)
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            current = current_run()
+            if current is None:
+                return func(*args, **kwargs)
+            return current.step(label, func, *args, **kwargs)
+
+        return _wraps(func, wrapper)
+
+    return decorate(fn) if fn is not None else decorate
+
+
+def _wraps(func: Callable[P, T], wrapper: Callable[..., Any]) -> Callable[P, T]:
+    return cast("Callable[P, T]", functools.update_wrapper(wrapper, func))

@@ -1,0 +1,376 @@
+"""Where records live: a small key-value interface and its two implementations.
+
+A :class:`Store` maps ``str`` keys to ``bytes`` values and knows nothing of runs or
+steps (that is :mod:`recorder.journal`'s job). It promises three things:
+
+- every :meth:`Store.write` is atomic and durable once it returns (a killed process
+  loses at most the write in flight);
+- :meth:`Store.scan` returns the entries under a prefix in key order;
+- nothing is ever evicted, and nothing is ever unpickled.
+
+:class:`MemoryStore` is a dict, for tests and throwaway runs. :class:`DiskStore` keeps
+everything in one SQLite database through ``diskcache``, with these changes to its
+defaults: values are raw bytes only (a pickled row is refused on read, never loaded),
+eviction is off, all values stay inside the database (no loose value files to lose),
+the directory is created 0700 and the database files are 0600, and a directory that
+other users can write to, or that another user owns, is refused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import stat
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import diskcache
+
+from .errors import ConfigError, StoreError, StoreFormatError, UnsafeStoreError
+
+__all__ = ["DEFAULT_DIR", "DiskStore", "MemoryStore", "Store", "open_store"]
+
+DEFAULT_DIR = ".recorder"
+STORE_FORMAT = 1
+_FORMAT_KEY = "recorder/store-format"
+
+
+def _prefix_end(prefix: str) -> str:
+    """The smallest string greater than every string starting with ``prefix``."""
+    if not prefix:
+        return "\U0010ffff"
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+class Store(ABC):
+    """A durable, atomic ``str -> bytes`` map with ordered prefix scans."""
+
+    location: str = "<store>"
+
+    @abstractmethod
+    def get(self, key: str) -> bytes | None:
+        """The value under ``key``, or ``None``."""
+
+    @abstractmethod
+    def scan(self, prefix: str) -> list[tuple[str, bytes]]:
+        """Every ``(key, value)`` whose key starts with ``prefix``, in key order."""
+
+    @abstractmethod
+    def write(
+        self,
+        puts: Mapping[str, bytes] = {},
+        *,
+        adds: Mapping[str, bytes] = {},
+        deletes: Iterable[str] = (),
+        sync: bool = False,
+    ) -> None:
+        """Apply all changes at once or none: ``puts`` overwrite, ``adds`` are written
+        only where the key is absent (content-addressed data), ``deletes`` go. With
+        ``sync`` the change is flushed to stable storage before returning."""
+
+    @abstractmethod
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every key starting with ``prefix``; return how many went."""
+
+    @abstractmethod
+    def swap(self, key: str, expected: bytes | None, new: bytes | None) -> bool:
+        """Atomically set ``key`` to ``new`` (``None`` deletes it) if its value is
+        ``expected`` (``None``: absent); return whether it did. Writes are synced."""
+
+    def keys(self, prefix: str) -> list[str]:
+        """Every key starting with ``prefix``, in order."""
+        return [k for k, _ in self.scan(prefix)]
+
+    def close(self) -> None:  # noqa: B027 - optional for implementations
+        """Release resources; the store may be opened again."""
+
+    def integrity_check(self) -> list[str]:
+        """Problems the storage engine itself finds (empty when none)."""
+        return []
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class MemoryStore(Store):
+    """A :class:`Store` in a dict. Shares nothing between instances."""
+
+    def __init__(self) -> None:
+        self._data: dict[str, bytes] = {}
+        self._lock = threading.RLock()
+        self.location = f"<memory {id(self):#x}>"
+
+    def get(self, key: str) -> bytes | None:
+        return self._data.get(key)
+
+    def scan(self, prefix: str) -> list[tuple[str, bytes]]:
+        with self._lock:
+            return sorted((k, v) for k, v in self._data.items() if k.startswith(prefix))
+
+    def write(
+        self,
+        puts: Mapping[str, bytes] = {},
+        *,
+        adds: Mapping[str, bytes] = {},
+        deletes: Iterable[str] = (),
+        sync: bool = False,
+    ) -> None:
+        for key, value in (*puts.items(), *adds.items()):
+            _check_item(key, value)
+        with self._lock:
+            for key in deletes:
+                self._data.pop(key, None)
+            for key, value in adds.items():
+                self._data.setdefault(key, value)
+            self._data.update(puts)
+
+    def swap(self, key: str, expected: bytes | None, new: bytes | None) -> bool:
+        with self._lock:
+            if self._data.get(key) != expected:
+                return False
+            if new is None:
+                self._data.pop(key, None)
+            else:
+                _check_item(key, new)
+                self._data[key] = new
+            return True
+
+    def delete_prefix(self, prefix: str) -> int:
+        with self._lock:
+            doomed = [k for k in self._data if k.startswith(prefix)]
+            for k in doomed:
+                del self._data[k]
+            return len(doomed)
+
+
+def _check_item(key: object, value: object) -> None:
+    if type(key) is not str:
+        raise TypeError(f"store keys are str, got {type(key).__name__}")
+    if type(value) is not bytes:
+        raise TypeError(f"store values are bytes, got {type(value).__name__} for {key!r}")
+
+
+class _RawDisk(diskcache.Disk):  # type: ignore[misc]
+    """diskcache serialization that only ever stores and returns raw bytes.
+
+    diskcache's own ``Disk`` pickles anything that is not bytes/str/int/float and
+    unpickles such rows on read, so a planted row could run code. This one refuses to
+    write anything but ``str`` keys and ``bytes`` values and refuses to read any row
+    that is not a raw value inside the database.
+    """
+
+    def put(self, key: Any) -> tuple[Any, bool]:
+        if type(key) is not str:
+            raise TypeError(f"store keys are str, got {type(key).__name__}")
+        return key, True
+
+    def get(self, key: Any, raw: bool) -> Any:
+        if not raw:
+            raise UnsafeStoreError(
+                f"{self._directory}: a row has a pickled key; the recorder never unpickles. "
+                "The store was written by another program: move it aside."
+            )
+        return key
+
+    def store(self, value: Any, read: bool, key: Any = diskcache.core.UNKNOWN) -> Any:
+        if type(value) is not bytes:
+            raise TypeError(f"store values are bytes, got {type(value).__name__}")
+        return 0, diskcache.core.MODE_RAW, None, sqlite3.Binary(value)
+
+    def fetch(self, mode: int, filename: str | None, value: Any, read: bool) -> bytes:
+        return _raw_value(self._directory, mode, filename, value)
+
+
+def _raw_value(directory: str, mode: int, filename: str | None, value: Any) -> bytes:
+    if mode != diskcache.core.MODE_RAW or filename is not None or not isinstance(value, bytes):
+        kind = {4: "pickled"}.get(mode, f"mode-{mode}")
+        raise UnsafeStoreError(
+            f"{directory}: refused a {kind} row; the recorder stores raw bytes only and never "
+            "unpickles. Someone or something else wrote to this store: run `recorder verify` "
+            "and move the store aside."
+        )
+    return value
+
+
+def check_directory_safe(path: Path) -> None:
+    """Refuse a store directory another user owns or can write to."""
+    info = path.stat()
+    if not stat.S_ISDIR(info.st_mode):
+        raise ConfigError(f"{path} is not a directory; point store= or RECORDER_DIR at one.")
+    if hasattr(os, "getuid") and info.st_uid != os.getuid():
+        raise UnsafeStoreError(
+            f"{path} is owned by uid {info.st_uid}, not you (uid {os.getuid()}); records there "
+            "could have been planted. Use a store directory you own."
+        )
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise UnsafeStoreError(
+            f"{path} can be written by other users (mode {stat.filemode(info.st_mode)}); records "
+            f"there could have been planted. Fix it with `chmod 700 {path}` if you trust it."
+        )
+
+
+class DiskStore(Store):
+    """The default store: one SQLite database (through diskcache) in ``directory``."""
+
+    def __init__(self, directory: str | os.PathLike[str], *, timeout: float = 60.0) -> None:
+        path = Path(directory).expanduser().absolute()
+        if not path.exists():
+            path.mkdir(mode=0o700, parents=True)
+            path.chmod(0o700)  # mkdir's mode is filtered by the umask
+        check_directory_safe(path)
+        self.directory = path
+        self.location = str(path)
+        try:
+            self._cache = diskcache.Cache(
+                str(path),
+                timeout=timeout,
+                disk=_RawDisk,
+                eviction_policy="none",
+                size_limit=2**62,
+                cull_limit=0,
+                statistics=0,
+                disk_min_file_size=2**62,
+            )
+        except sqlite3.DatabaseError as error:
+            raise StoreFormatError(
+                f"{path} holds a file that is not a recorder store ({error}). "
+                "Point store= or RECORDER_DIR at another directory."
+            ) from error
+        for entry in path.iterdir():
+            if entry.is_file():
+                entry.chmod(0o600)
+        self._check_format()
+
+    def _check_format(self) -> None:
+        raw = self.get(_FORMAT_KEY)
+        if raw is None:
+            if self._cache._sql("SELECT 1 FROM Cache LIMIT 1").fetchone() is not None:
+                raise StoreFormatError(
+                    f"{self.location} is a diskcache directory but not a recorder store; "
+                    "point store= or RECORDER_DIR at another directory."
+                )
+            self.write(adds={_FORMAT_KEY: str(STORE_FORMAT).encode()})
+            return
+        try:
+            found = int(raw)
+        except ValueError:
+            found = -1
+        if found > STORE_FORMAT or found < 1:
+            raise StoreFormatError(
+                f"{self.location} has store format {raw.decode(errors='replace')!r}; this "
+                f"recorder reads format {STORE_FORMAT}. Upgrade recorder to read it."
+            )
+
+    def get(self, key: str) -> bytes | None:
+        try:
+            value: bytes | None = self._cache.get(key, default=None, retry=True)
+        except sqlite3.DatabaseError as error:
+            raise StoreError(f"{self.location}: reading {key!r} failed: {error}") from error
+        return value
+
+    def scan(self, prefix: str) -> list[tuple[str, bytes]]:
+        # diskcache has no prefix query; its (key, raw) unique index serves a range scan.
+        rows = self._cache._sql(
+            "SELECT key, mode, filename, value FROM Cache WHERE key >= ? AND key < ? "
+            "AND raw = 1 ORDER BY key",
+            (prefix, _prefix_end(prefix)),
+        ).fetchall()
+        return [(k, _raw_value(self.location, m, f, v)) for k, m, f, v in rows]
+
+    def write(
+        self,
+        puts: Mapping[str, bytes] = {},
+        *,
+        adds: Mapping[str, bytes] = {},
+        deletes: Iterable[str] = (),
+        sync: bool = False,
+    ) -> None:
+        cache = self._cache
+        try:
+            with self._synchronous(sync), cache.transact(retry=True):
+                for key in deletes:
+                    cache.delete(key, retry=True)
+                for key, value in adds.items():
+                    cache.add(key, value, retry=True)
+                for key, value in puts.items():
+                    cache.set(key, value, retry=True)
+        except sqlite3.OperationalError as error:
+            raise StoreError(
+                f"{self.location}: the write failed and nothing of it was kept ({error}). "
+                "Free disk space or fix the directory, then run again: recorded steps replay."
+            ) from error
+
+    @contextlib.contextmanager
+    def _synchronous(self, sync: bool) -> Iterator[None]:
+        if not sync:
+            yield
+            return
+        sql = self._cache._sql
+        sql("PRAGMA synchronous = FULL")
+        try:
+            yield
+        finally:
+            sql("PRAGMA synchronous = NORMAL")
+
+    def swap(self, key: str, expected: bytes | None, new: bytes | None) -> bool:
+        cache = self._cache
+        try:
+            with self._synchronous(True), cache.transact(retry=True):
+                if cache.get(key, default=None, retry=True) != expected:
+                    return False
+                if new is None:
+                    cache.delete(key, retry=True)
+                else:
+                    cache.set(key, new, retry=True)
+                return True
+        except sqlite3.OperationalError as error:
+            raise StoreError(f"{self.location}: updating {key!r} failed ({error}).") from error
+
+    def delete_prefix(self, prefix: str) -> int:
+        with self._cache.transact(retry=True):
+            cursor = self._cache._sql(
+                "DELETE FROM Cache WHERE key >= ? AND key < ?", (prefix, _prefix_end(prefix))
+            )
+            return int(cursor.rowcount)
+
+    def integrity_check(self) -> list[str]:
+        rows = self._cache._sql("PRAGMA integrity_check").fetchall()
+        return [str(r[0]) for r in rows if r[0] != "ok"]
+
+    def close(self) -> None:
+        self._cache.close()
+
+
+_open_stores: dict[str, DiskStore] = {}
+_open_lock = threading.Lock()
+
+
+def default_directory() -> Path:
+    """``$RECORDER_DIR``, or ``./.recorder`` in the current directory."""
+    return Path(os.environ.get("RECORDER_DIR") or DEFAULT_DIR)
+
+
+def open_store(store: Store | str | os.PathLike[str] | None = None) -> Store:
+    """Resolve a ``store=`` argument: a :class:`Store` is used as is; a path (or
+    ``None`` for :func:`default_directory`) opens a :class:`DiskStore`, shared by every
+    run in this process that names the same directory."""
+    if isinstance(store, Store):
+        return store
+    if store is not None and not isinstance(store, str | os.PathLike):
+        raise ConfigError(
+            f"store= takes a Store, a directory path or None, not {type(store).__name__}."
+        )
+    path = Path(store) if store is not None else default_directory()
+    resolved = str(path.expanduser().resolve())
+    with _open_lock:
+        found = _open_stores.get(resolved)
+        if found is None:
+            found = _open_stores[resolved] = DiskStore(resolved)
+        return found
