@@ -128,6 +128,10 @@ def current_run() -> Run | None:
     return None
 
 
+_SLASHES = frozenset("/\\\u2215\u2044\u29f8\u29f9\u2216\ufe68\uff0f\uff3c")
+"""Path separators and the characters that look like them (NFKC folds a few more)."""
+
+
 def validate_name(name: object) -> str:
     """A run name is user text that keys records: refuse what could not be a name."""
     if not isinstance(name, str):
@@ -140,7 +144,7 @@ def validate_name(name: object) -> str:
         problem = f"it is {len(name)} characters long (at most {MAX_NAME_LENGTH})"
     elif any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn") for c in name):
         problem = "it contains control or invisible characters"
-    elif any(c in folded for c in "/\\") or folded in (".", ".."):
+    elif any(c in _SLASHES for c in folded) or folded in (".", ".."):
         problem = "it contains a path separator (or a look-alike) or is a dot name"
     elif name != name.strip():
         problem = "it starts or ends with white space"

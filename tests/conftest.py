@@ -1,0 +1,57 @@
+"""Shared fixtures. Only loopback traffic: the LLM and the web site are local fixtures."""
+
+from __future__ import annotations
+
+import os
+
+# Before anything imports litellm: otherwise its import fetches the cost map online.
+os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fixtures.llm_server import LLMServer
+
+MODEL = "openai/gpt-4o-mini"
+
+
+class Clock:
+    """A deterministic clock: each call advances one second from a fixed instant."""
+
+    def __init__(self, start: float = 1_700_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        self.now += 1.0
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def store_dir(tmp_path: Path) -> Path:
+    """A fresh store directory (not yet created: the recorder creates it 0700)."""
+    return tmp_path / "store"
+
+
+@pytest.fixture
+def llm_server() -> Iterator[LLMServer]:
+    """The fixture LLM server in random mode: a live call gives fresh text, so a test
+    can tell a replay (same text as recorded) from a live call."""
+    with LLMServer(mode="random", seed=7) as server:
+        yield server
+
+
+@pytest.fixture
+def llm(llm_server: LLMServer) -> dict[str, Any]:
+    """Keyword arguments that point litellm at the fixture server."""
+    import litellm
+
+    litellm.suppress_debug_info = True
+    return {"model": MODEL, "api_base": llm_server.base_url, "api_key": "sk-test", "num_retries": 0}
