@@ -57,6 +57,11 @@ class Attempt:
     events: list[TraceEvent] = field(default_factory=list)
     stats: RunStats = field(default_factory=RunStats)
     divergence_reported: bool = False
+    secrets: set[str] = field(default_factory=set)
+    """Values calls were given that must never be written (redacted from errors)."""
+    raised: list[tuple[BaseException, StepRecord]] = field(default_factory=list)
+    """Recorded errors raised to the program in this attempt (live or replayed): if one
+    of them ends the attempt, its record is retracted so the next attempt retries it."""
     lock: threading.Lock = field(default_factory=threading.Lock)
     context_token: Token[Run | None] | None = None
 
@@ -113,32 +118,41 @@ class Call:
         return f"step #{self.seq} ({self.kind} {self.name!r})"
 
     def replay(self) -> Any:
-        """The recorded result, decoded; a recorded error is raised again."""
+        """The recorded result, decoded; a recorded error is raised again. A damaged
+        record raises DamagedRecordError and shows as a failed call in the trace."""
         record = self.record
         if record is None:
             raise RecorderError(f"{self.label} is live, not replayed; this is a recorder bug.")
-        run = self._run
-        error = None
+        if record.error is not None:
+            rebuilt = rebuild_exception(record.error, step=step_label(record))
+            self._attempt.raised.append((rebuilt, record))
+            self._count_replay(record)
+            raise rebuilt
+        journal = self._run.journal
+        label = step_label(record)
         try:
-            if record.error is not None:
-                error = record.error
-                raise rebuild_exception(record.error, step=step_label(record))
             if record.result_ref is not None:
-                encoded = json.loads(run.journal.blob(record.result_ref, step=step_label(record)))
+                encoded = json.loads(journal.blob(record.result_ref, step=label))
             else:
                 encoded = record.result
-            return values.decode(encoded, lambda ref: run.journal.blob(ref, step=self.label))
-        finally:
-            att = self._attempt
-            stats = att.stats
-            stats.replayed += 1
-            stats.saved_s += record.duration_s
-            if record.kind == "llm":
-                stats.llm_calls_saved += 1
-                cost = record.meta.get("cost_usd")
-                if isinstance(cost, int | float):
-                    stats.saved_cost_usd += cost
-            self._event("replayed", error)
+            value = values.decode(encoded, lambda ref: journal.blob(ref, step=label))
+        except RecorderError as error:
+            self._attempt.stats.failed += 1
+            self._event("failed", ErrorInfo.from_exception(error, redact=self._attempt.secrets))
+            raise
+        self._count_replay(record)
+        return value
+
+    def _count_replay(self, record: StepRecord) -> None:
+        stats = self._attempt.stats
+        stats.replayed += 1
+        stats.saved_s += record.duration_s
+        if record.kind == "llm":
+            stats.llm_calls_saved += 1
+            cost = record.meta.get("cost_usd")
+            if isinstance(cost, int | float):
+                stats.saved_cost_usd += cost
+        self._event("replayed", record.error)
 
     def commit(self, result: Any, *, meta: dict[str, Any] | None = None) -> None:
         """Record the live result (written through before this returns).
@@ -150,16 +164,17 @@ class Call:
             encoded = values.encode(result, blobs, where=f"the result of {self.label}")
         except RecorderError as error:
             self._attempt.stats.failed += 1
-            self._event("failed", ErrorInfo.from_exception(error))
+            self._event("failed", ErrorInfo.from_exception(error, redact=self._attempt.secrets))
             raise
         self._write(encoded, blobs, None, meta)
 
     def fail(self, exc: BaseException, *, record: bool) -> None:
         """The live step raised ``exc``. With ``record`` the error is its recorded
         result (a replay raises it again); otherwise only the trace shows it."""
-        info = ErrorInfo.from_exception(exc)
+        info = ErrorInfo.from_exception(exc, redact=self._attempt.secrets)
         if record:
-            self._write(None, {}, info, None)
+            written = self._write(None, {}, info, None)
+            self._attempt.raised.append((exc, written))
             return
         self._attempt.stats.failed += 1
         event = self._event("failed", info)
@@ -174,7 +189,7 @@ class Call:
         blobs: dict[str, bytes],
         error: ErrorInfo | None,
         meta: dict[str, Any] | None,
-    ) -> None:
+    ) -> StepRecord:
         run, att = self._run, self._attempt
         duration = time.perf_counter() - self._t0
         if meta:
@@ -209,6 +224,7 @@ class Call:
         else:
             att.stats.failed += 1
         self._event("live" if error is None else "failed", error, duration)
+        return record
 
     def _event(
         self, status: str, error: ErrorInfo | None, duration: float | None = None
@@ -231,6 +247,29 @@ class Call:
         return event
 
 
+def _construct(kind: type[Exception], info: ErrorInfo) -> Exception | None:
+    """``kind(*args)``, else ``kind(message)``, else an instance made without calling
+    ``__init__`` and given the recorded args and attributes: the first whose ``str()``
+    is the recorded message."""
+    args = list(info.args) if info.args is not None else [info.message]
+    for attempt in (args, [info.message]):
+        try:
+            candidate = kind(*attempt)
+        except Exception:
+            continue
+        if str(candidate) == info.message:
+            return candidate
+    try:
+        bare = kind.__new__(kind, *args)
+        bare.args = tuple(args)
+        bare.__dict__.update(info.attrs)
+        if str(bare) == info.message:
+            return bare
+    except Exception:
+        return None
+    return None
+
+
 def rebuild_exception(info: ErrorInfo, *, step: str) -> BaseException:
     """The recorded exception, as its own type when that type is importable here.
 
@@ -243,16 +282,7 @@ def rebuild_exception(info: ErrorInfo, *, step: str) -> BaseException:
         kind = getattr(kind, part, None)
     exc: BaseException | None = None
     if isinstance(kind, type) and issubclass(kind, Exception):
-        attempts = [info.args] if info.args is not None else []
-        attempts.append([info.message])
-        for args in attempts:
-            try:
-                candidate = kind(*args)
-            except Exception:
-                continue
-            if str(candidate) == info.message:
-                exc = candidate
-                break
+        exc = _construct(kind, info)
     if exc is None:
         exc = RecordedStepError(f"{info.module}.{info.type}", info.message)
     exc.add_note(f"(replayed: {step} raised this when it ran live; see the trace for where)")

@@ -184,10 +184,13 @@ class Journal:
         """Write a finished step and every blob it needs in one atomic write."""
         with self._lock:
             new = {"blob/" + r: d for r, d in blobs.items() if r not in self._known_blobs}
-        key = f"step/{run_id}/{step.generation:04d}/{step.key}/{step.occurrence:06d}"
-        self.store.write({key: records.dump(step)}, adds=new)
+        self.store.write({_step_key(run_id, step): records.dump(step)}, adds=new)
         with self._lock:
             self._known_blobs.update(blobs)
+
+    def delete_step(self, run_id: str, step: StepRecord) -> None:
+        """Retract one step record (its blobs stay until garbage collection)."""
+        self.store.write(deletes=[_step_key(run_id, step)])
 
     # -- maintenance -------------------------------------------------------------------
 
@@ -240,6 +243,10 @@ class Journal:
                         )
                     )
         return damage
+
+
+def _step_key(run_id: str, step: StepRecord) -> str:
+    return f"step/{run_id}/{step.generation:04d}/{step.key}/{step.occurrence:06d}"
 
 
 def _is_part(item: object) -> bool:

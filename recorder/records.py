@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import traceback
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from typing import Any, TypeVar
@@ -42,28 +43,46 @@ class Outcome(StrEnum):
 @dataclass(frozen=True, slots=True)
 class ErrorInfo:
     """An exception as recorded: its type's module and qualified name, ``str()``,
-    ``args`` when they are JSON-representable, and the formatted traceback."""
+    ``args`` when they are JSON-representable, the formatted traceback, and its plain
+    (str, number, bool, None) attributes, such as an HTTP error's ``status_code``."""
 
     type: str
     message: str
     module: str = ""
     args: list[Any] | None = None
     traceback: str = ""
+    attrs: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_exception(cls, exc: BaseException) -> ErrorInfo:
+    def from_exception(cls, exc: BaseException, *, redact: Iterable[str] = ()) -> ErrorInfo:
+        """Describe ``exc``; every string in ``redact`` (secrets the failed call was
+        given, such as an API key inside an endpoint URL) is replaced by ``[redacted]``
+        in the message, the arguments and the traceback."""
+        secrets = sorted({s for s in redact if s}, key=len, reverse=True)
+
+        def scrub(text: str) -> str:
+            for secret in secrets:
+                text = text.replace(secret, "[redacted]")
+            return text
+
         kind = type(exc)
-        args: list[Any] | None = list(exc.args)
+        args: list[Any] | None = [scrub(a) if isinstance(a, str) else a for a in exc.args]
         try:
             json.dumps(args, allow_nan=False)
         except (TypeError, ValueError):
             args = None
+        attrs = {
+            k: scrub(v) if isinstance(v, str) else v
+            for k, v in getattr(exc, "__dict__", {}).items()
+            if (v is None or isinstance(v, str | int | float | bool)) and not k.startswith("__")
+        }
         return cls(
             type=kind.__qualname__,
             module=kind.__module__,
-            message=str(exc),
+            message=scrub(str(exc)),
             args=args,
-            traceback="".join(traceback.format_exception(exc)),
+            traceback=scrub("".join(traceback.format_exception(exc))),
+            attrs=attrs,
         )
 
     @property

@@ -24,7 +24,7 @@ import time
 import unicodedata
 import uuid as _uuid
 import warnings
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from contextvars import ContextVar, Token
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -127,6 +127,9 @@ def current_run() -> Run | None:
                 return next(iter(_active.values()))
     return None
 
+
+_MIN_SECRET = 6
+"""Shorter values are not redacted: they would erase common words, not secrets."""
 
 _SLASHES = frozenset("/\\\u2215\u2044\u29f8\u29f9\u2216\ufe68\uff0f\uff3c")
 """Path separators and the characters that look like them (NFKC folds a few more)."""
@@ -302,12 +305,14 @@ class Run:
         elif _is_interrupt(exc):
             outcome, error = Outcome.INTERRUPTED, None
         elif isinstance(exc, SystemExit):
-            outcome, error = Outcome.INTERRUPTED, ErrorInfo.from_exception(exc)
+            outcome, error = Outcome.INTERRUPTED, ErrorInfo.from_exception(exc, redact=att.secrets)
         else:
-            outcome, error = Outcome.FAILED, ErrorInfo.from_exception(exc)
+            outcome, error = Outcome.FAILED, ErrorInfo.from_exception(exc, redact=att.secrets)
         att.record = replace(att.record, outcome=outcome, ended_at=self._clock(), error=error)
         journal = self.journal
         try:
+            if exc is not None:
+                self._retract_fatal_step(att, exc)
             with att.lock:
                 trace = sorted(att.events, key=lambda e: e.seq)
             journal.put_attempt(self.run_id, att.record, trace)
@@ -322,6 +327,19 @@ class Run:
                     _current.set(None)
             self._last, self._attempt = att, None
 
+    def _retract_fatal_step(self, att: Attempt, exc: BaseException) -> None:
+        """A recorded step error that ended the attempt is retracted: the next attempt
+        runs that step again (a retry), while errors the program handled keep replaying
+        so its control flow repeats. The trace keeps the failure."""
+        chain: list[BaseException] = []
+        link: BaseException | None = exc
+        while link is not None and len(chain) < 16 and link not in chain:
+            chain.append(link)
+            link = link.__cause__ or link.__context__
+        for raised, record in att.raised:
+            if any(raised is e for e in chain):
+                self.journal.delete_step(self.run_id, record)
+
     # -- the step policy ---------------------------------------------------------------
 
     def _require_open(self) -> Attempt:
@@ -333,14 +351,26 @@ class Run:
             )
         return att
 
-    def begin(self, kind: str, name: str, request: Any, meta: dict[str, Any] | None = None) -> Call:
+    def begin(
+        self,
+        kind: str,
+        name: str,
+        request: Any,
+        meta: dict[str, Any] | None = None,
+        *,
+        secrets: Iterable[str] = (),
+    ) -> Call:
         """Start a step call: replayed if recorded (and the mode allows), else live.
 
         ``request`` is everything that determines the result; it is canonicalized and
-        hashed into the content key. Raises ReplayMissError (mode ``replay``) or
-        DivergenceError (``on_divergence="raise"``) instead of going live.
+        hashed into the content key. ``secrets`` are values the call is given but that
+        must never be written: they are redacted from any error recorded in this
+        attempt. Raises ReplayMissError (mode ``replay``) or DivergenceError
+        (``on_divergence="raise"``) instead of going live.
         """
         att = self._require_open()
+        if secrets:
+            att.secrets.update(s for s in secrets if len(s) >= _MIN_SECRET)
         canon = canonical(request, where=f"the request of {kind} {name!r}")
         key = content_key(kind, name, canon)
         with att.lock:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import inspect
 import math
+import urllib.parse
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -80,6 +81,26 @@ def _bind(which: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str
     return bound
 
 
+def secrets_of(kwargs: dict[str, Any]) -> list[str]:
+    """Every string the unkeyed parameters carry (keys, endpoints and their query
+    values, header values, credentials, metadata): redacted from recorded errors."""
+    found: list[str] = []
+    stack = [v for k, v in kwargs.items() if v is not None and _not_keyed(k)]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            found.append(value)
+            parts = urllib.parse.urlsplit(value)
+            if parts.query:
+                for _, item in urllib.parse.parse_qsl(parts.query):
+                    found.extend((item, urllib.parse.quote(item)))
+        elif isinstance(value, dict):
+            stack.extend(value.values())
+        elif isinstance(value, list | tuple):
+            stack.extend(value)
+    return found
+
+
 def _begin(run: Run, kwargs: dict[str, Any]) -> Call:
     request = request_of(kwargs)
     model = request.get("model")
@@ -87,7 +108,7 @@ def _begin(run: Run, kwargs: dict[str, Any]) -> Call:
         raise TypeError("litellm completion needs model=, a str")
     meta = {p: request[p] for p in _META_PARAMS if p in request}
     meta["model"] = model
-    return run.begin("llm", model, request, meta)
+    return run.begin("llm", model, request, meta, secrets=secrets_of(kwargs))
 
 
 def _usage_meta(response: Any, cost: float | None = None) -> dict[str, Any]:

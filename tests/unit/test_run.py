@@ -390,3 +390,23 @@ def test_steps_outside_an_open_run_are_an_error(store_dir: Path) -> None:
     run = recorder.run("r", store=store_dir)
     with pytest.raises(recorder.RecorderError, match="not open"):
         run.step("f", Counter())
+
+
+def test_a_step_error_that_ended_the_attempt_is_retried(store_dir: Path) -> None:
+    outcomes = iter([RuntimeError("flaky page"), None])
+
+    def flaky() -> str:
+        error = next(outcomes)
+        if error:
+            raise error
+        return "ok"
+
+    with pytest.raises(RuntimeError), recorder.run("r", store=store_dir) as run:
+        run.step("flaky", flaky)
+    with recorder.run("r", store=store_dir) as run:
+        assert run.step("flaky", flaky) == "ok"
+    rows = recorder.load("r", store=store_dir).rows()
+    assert [(r["attempt"], r["status"], r["error"]) for r in rows] == [
+        (1, "failed", "RuntimeError: flaky page"),
+        (2, "live", None),
+    ]

@@ -1,0 +1,636 @@
+"""Benchmark: what a recorded ``litellm.completion`` costs, live and replayed.
+
+Run it as a script (pytest does not collect it)::
+
+    .venv/bin/python tests/bench/bench_llm.py [--json FILE] [--quick]
+
+Everything talks to the fixture LLM server (``fixtures/llm_server.py``) on loopback; each
+scenario gets a fresh temporary store directory. Times come from ``time.perf_counter_ns``,
+after a warm-up, and are reported in microseconds.
+
+What is measured (the "per call" column is the MEDIAN over all timed calls unless the
+row says otherwise):
+
+- ``replay``: one replayed ``litellm.completion`` inside an open run (a run of 200
+  distinct prompts recorded once, then replayed several times, each call timed alone).
+  ``replay (whole pass)`` is the mean per call of a full replay pass, entering and leaving
+  the run included (median over passes).
+- ``floor``: the least a replay could cost: canonical JSON + sha256 of the request, one
+  plain ``diskcache.Cache.get`` of the recorded response JSON, ``json.loads`` and
+  ``litellm.ModelResponse(**...)``.
+- ``litellm_cache_hit``: a hit in litellm's own disk cache (``caching=True``); the fixture
+  server's request count is checked not to grow.
+- ``live_plain`` / ``live_recorded``: a live call outside any run, and inside a fresh
+  recording run (the run is entered and left outside the timed region). The two are
+  interleaved in pairs; ``recording overhead`` is the difference of the medians, and
+  ``recording overhead (paired)`` the median of the per-pair differences.
+- ``scale N``: a full replay pass (enter, N calls, exit) of a recorded run of N calls,
+  divided by N (median over passes).
+- ``import``: ``python -c "import recorder"`` in a fresh process, minus ``python -c pass``.
+
+The second table lists the targets: each ratio or time, its limit and PASS/FAIL. The
+script always exits 0 (unless it breaks); a FAIL is a finding, not a crash.
+
+The fixture server answers every prompt with a deterministic ~1.5 KB text, so a recorded
+response is ~2 KB of JSON, the size of a typical chat answer. The fixture's handler writes
+the headers and the body of a response in two TCP segments; with Nagle's algorithm on,
+every request then waits ~40 ms for the client's delayed ACK. The benchmark turns Nagle
+off on the fixture's handler class (``TCP_NODELAY``) so live calls cost what litellm and
+the recorder cost, not what the kernel's ACK timer costs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import hashlib
+import importlib
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+MODEL = "openai/gpt-4o-mini"
+NS_PER_US = 1_000
+
+# Targets.
+REPLAY_OVER_FLOOR_MAX = 2.0
+CACHE_HIT_OVER_REPLAY_MIN = 20.0
+SCALE_RATIO_MAX = 1.5
+RECORDING_OVERHEAD_MAX_US = 1_000.0
+REPLAY_1000_MAX_S = 0.25
+IMPORT_MAX_S = 0.3
+
+_FILLER = (
+    "The ticket describes a login failure after the password reset; the user retried "
+    "three times, cleared the browser cache and still sees the same error page. "
+)
+
+
+@dataclass(frozen=True)
+class Config:
+    """How much work each scenario does."""
+
+    replay_calls: int = 200
+    replay_passes: int = 6
+    cache_prompts: int = 100
+    cache_repeats: int = 3
+    live_pairs: int = 150
+    live_warmup_pairs: int = 10
+    scale_sizes: tuple[int, ...] = (10, 1_000, 10_000)
+    scale_passes: dict[int, int] = field(default_factory=lambda: {10: 300, 1_000: 9, 10_000: 3})
+    import_runs: int = 5
+
+    @classmethod
+    def quick(cls) -> Config:
+        return cls(
+            replay_calls=100,
+            replay_passes=3,
+            cache_prompts=30,
+            cache_repeats=2,
+            live_pairs=30,
+            live_warmup_pairs=3,
+            scale_sizes=(10, 1_000, 2_000),
+            scale_passes={10: 100, 1_000: 3, 2_000: 2},
+            import_runs=3,
+        )
+
+
+@dataclass
+class Row:
+    """One line of the measurement table."""
+
+    name: str
+    median_us: float
+    p90_us: float | None
+    samples: int
+    note: str = ""
+
+
+@dataclass
+class Target:
+    """One line of the target table."""
+
+    name: str
+    value: float
+    limit: float
+    unit: str
+    passed: bool
+
+
+@dataclass
+class Results:
+    rows: list[Row] = field(default_factory=list)
+    targets: list[Target] = field(default_factory=list)
+    numbers: dict[str, float] = field(default_factory=dict)
+
+    def add(self, row: Row) -> None:
+        self.rows.append(row)
+        self.numbers[row.name] = row.median_us
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def median_us(samples_ns: list[int] | list[float]) -> float:
+    return statistics.median(samples_ns) / NS_PER_US
+
+
+def p90_us(samples_ns: list[int] | list[float]) -> float:
+    ordered = sorted(samples_ns)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.9))] / NS_PER_US
+
+
+def row(name: str, samples_ns: list[int] | list[float], note: str = "") -> Row:
+    return Row(name, median_us(samples_ns), p90_us(samples_ns), len(samples_ns), note)
+
+
+def progress(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+def messages(tag: str, index: int) -> list[dict[str, str]]:
+    return [{"role": "user", "content": f"{tag} #{index}: summarise ticket {index * 7919}."}]
+
+
+def long_reply(body: dict[str, Any]) -> str:
+    """The fixture's answer: deterministic per prompt, ~1.5 KB."""
+    prompt = str(body.get("messages", [{}])[-1].get("content", ""))
+    digest = hashlib.sha256(prompt.encode()).hexdigest()[:12]
+    return f"[{digest}] {prompt} " + _FILLER * 10
+
+
+@contextmanager
+def temp_dir(tag: str) -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix=f"bench-{tag}-", ignore_cleanup_errors=True) as tmp:
+        yield Path(tmp)
+
+
+@contextmanager
+def disk_store(tag: str) -> Iterator[Any]:
+    """A fresh ``DiskStore`` in its own temporary directory, closed afterwards."""
+    from recorder.store import DiskStore
+
+    with temp_dir(tag) as tmp:
+        store = DiskStore(tmp / "store")
+        try:
+            yield store
+        finally:
+            store.close()
+
+
+@dataclass
+class Bench:
+    """The fixture server and the imported libraries every scenario uses."""
+
+    server: Any
+    litellm: ModuleType
+    recorder: ModuleType
+    config: Config
+    results: Results = field(default_factory=Results)
+
+    def kwargs(self) -> dict[str, Any]:
+        return {
+            "model": MODEL,
+            "api_base": self.server.base_url,
+            "api_key": "sk-test",
+            "num_retries": 0,
+        }
+
+    def completion(self, tag: str, index: int, **extra: Any) -> Any:
+        return self.litellm.completion(messages=messages(tag, index), **self.kwargs(), **extra)
+
+
+def check(condition: bool, message: str) -> None:
+    if not condition:
+        raise RuntimeError(f"benchmark invariant broken: {message}")
+
+
+# -- scenarios -----------------------------------------------------------------------------
+
+
+def bench_replay(bench: Bench) -> list[str]:
+    """Record a run of distinct prompts once, replay it, time each replayed call.
+
+    Returns the JSON of every recorded response, for the floor."""
+    litellm, recorder = bench.litellm, bench.recorder
+    n, passes = bench.config.replay_calls, bench.config.replay_passes
+    prompts = [messages("replay", i) for i in range(n)]
+    kwargs = bench.kwargs()
+    progress(f"replay: recording {n} calls")
+    with disk_store("replay") as store:
+        with recorder.run("bench-replay", inputs={"n": n}, store=store) as run:
+            responses = [litellm.completion(messages=m, **kwargs) for m in prompts]
+        check(run.stats.live == n, f"recording made {run.stats.live} live calls, not {n}")
+        served = bench.server.requests
+        per_call: list[int] = []
+        per_pass: list[float] = []
+        progress(f"replay: {passes} timed passes (+1 warm-up)")
+        for number in range(passes + 1):
+            samples: list[int] = []
+            clock = time.perf_counter_ns
+            start = clock()
+            with recorder.run("bench-replay", inputs={"n": n}, store=store) as run:
+                for m in prompts:
+                    t0 = clock()
+                    litellm.completion(messages=m, **kwargs)
+                    samples.append(clock() - t0)
+            whole = clock() - start
+            check(run.stats.replayed == n, f"a replay pass replayed {run.stats.replayed}/{n}")
+            if number:
+                per_call.extend(samples)
+                per_pass.append(whole / n)
+        check(bench.server.requests == served, "a replay pass reached the server")
+    bench.results.add(row("replay", per_call, f"{n} recorded calls x {passes} passes"))
+    bench.results.add(row("replay (whole pass)", per_pass, "mean per call, enter+exit included"))
+    return [json.dumps(r.model_dump()) for r in responses]
+
+
+def bench_floor(bench: Bench, recorded: list[str]) -> None:
+    """canonical JSON + sha256 + raw diskcache get + json.loads + ModelResponse."""
+    import diskcache
+
+    from recorder.keys import canonical_json
+
+    model_response = bench.litellm.ModelResponse
+    n, passes = len(recorded), bench.config.replay_passes
+    requests = [{"model": MODEL, "messages": messages("replay", i)} for i in range(n)]
+    sizes = [len(text.encode()) for text in recorded]
+    progress(f"floor: {passes} timed passes (+1 warm-up)")
+    with temp_dir("floor") as tmp:
+        cache = diskcache.Cache(str(tmp / "cache"))
+        try:
+            for request, text in zip(requests, recorded, strict=True):
+                key = hashlib.sha256(canonical_json(request).encode()).hexdigest()
+                cache.set(key, text.encode())
+            per_call: list[int] = []
+            clock = time.perf_counter_ns
+            for number in range(passes + 1):
+                samples: list[int] = []
+                for request in requests:
+                    t0 = clock()
+                    key = hashlib.sha256(canonical_json(request).encode()).hexdigest()
+                    value = cache.get(key)
+                    response = model_response(**json.loads(value))
+                    samples.append(clock() - t0)
+                check(response.choices[0].message.content is not None, "floor lost a response")
+                if number:
+                    per_call.extend(samples)
+        finally:
+            cache.close()
+    note = f"value {statistics.median(sizes) / 1024:.1f} KB of response JSON"
+    bench.results.add(row("floor", per_call, note))
+
+
+_CACHE_HIT_IMPORT = "litellm.llms.anthropic.pass_through.messages.response_cache"
+
+
+def allow_litellm_cache_hits() -> str:
+    """Make litellm's cache-hit path importable without ``fastapi``.
+
+    On a cache hit litellm imports ``_CACHE_HIT_IMPORT`` only for an ``isinstance``
+    check; that module imports litellm's proxy, which needs ``fastapi`` (litellm's
+    ``proxy`` extra, not installed here). If the real import fails, a stand-in module
+    with the one class the check needs is registered. Returns a note for the table."""
+    try:
+        importlib.import_module(_CACHE_HIT_IMPORT)
+    except ModuleNotFoundError as error:
+        stub = ModuleType(_CACHE_HIT_IMPORT)
+        stub.CachedAnthropicMessagesStreamIterator = type(  # type: ignore[attr-defined]
+            "CachedAnthropicMessagesStreamIterator", (), {}
+        )
+        sys.modules[_CACHE_HIT_IMPORT] = stub
+        return f"stubbed {_CACHE_HIT_IMPORT.rsplit('.', 1)[1]} ({error.name} missing)"
+    return ""
+
+
+def bench_litellm_cache(bench: Bench) -> None:
+    """A hit in litellm's own disk cache."""
+    litellm = bench.litellm
+    stub_note = allow_litellm_cache_hits()
+    n, repeats = bench.config.cache_prompts, bench.config.cache_repeats
+    progress(f"litellm_cache_hit: {n} prompts, {repeats} timed hits each")
+    with temp_dir("litellm-cache") as tmp:
+        litellm.cache = litellm.Cache(type="disk", disk_cache_dir=str(tmp / "cache"))
+        try:
+            before = bench.server.requests
+            for i in range(n):
+                bench.completion("cache", i, caching=True)
+            check(bench.server.requests == before + n, "litellm cache misses did not go live")
+            served = bench.server.requests
+            samples: list[int] = []
+            clock = time.perf_counter_ns
+            for _ in range(repeats):
+                for i in range(n):
+                    t0 = clock()
+                    response = bench.completion("cache", i, caching=True)
+                    samples.append(clock() - t0)
+                    check(
+                        bool(response._hidden_params.get("cache_hit")), "litellm cache: not a hit"
+                    )
+            check(bench.server.requests == served, "a litellm cache hit reached the server")
+        finally:
+            litellm.cache = None
+    note = f"{n} prompts x {repeats} hits" + (f"; {stub_note}" if stub_note else "")
+    bench.results.add(row("litellm_cache_hit", samples, note))
+
+
+def bench_live(bench: Bench) -> None:
+    """Live calls outside any run and inside a fresh recording run, interleaved."""
+    recorder = bench.recorder
+    pairs, warmup = bench.config.live_pairs, bench.config.live_warmup_pairs
+    progress(f"live: {pairs} interleaved plain/recorded pairs (+{warmup} warm-up)")
+    plain: list[int] = []
+    recorded: list[int] = []
+    diffs: list[int] = []
+    clock = time.perf_counter_ns
+    with disk_store("live") as store:
+
+        def timed_plain(i: int) -> int:
+            check(recorder.current_run() is None, "a plain call inside a run")
+            t0 = clock()
+            bench.completion("live", i)
+            return clock() - t0
+
+        def timed_recorded(i: int) -> int:
+            with recorder.run(f"bench-live-{i}", store=store) as run:
+                t0 = clock()
+                bench.completion("live", i)
+                elapsed = clock() - t0
+            check(run.stats.live == 1, "a recorded live call was not live")
+            return elapsed
+
+        for i in range(-warmup, pairs):
+            # Alternate which goes first so neither always gets the warmer connection.
+            if i % 2:
+                r = timed_recorded(i)
+                p = timed_plain(i)
+            else:
+                p = timed_plain(i)
+                r = timed_recorded(i)
+            if i >= 0:
+                plain.append(p)
+                recorded.append(r)
+                diffs.append(r - p)
+    results = bench.results
+    results.add(row("live_plain", plain, f"{pairs} pairs"))
+    results.add(row("live_recorded", recorded, "inside a fresh run; enter/exit not timed"))
+    overhead = median_us(recorded) - median_us(plain)
+    results.rows.append(Row("recording overhead", overhead, None, pairs, "median - median"))
+    results.numbers["recording overhead"] = overhead
+    results.add(row("recording overhead (paired)", diffs, "median of per-pair differences"))
+
+
+def bench_scale(bench: Bench) -> None:
+    """Full replay passes of recorded runs of growing size."""
+    litellm, recorder = bench.litellm, bench.recorder
+    kwargs = bench.kwargs()
+    clock = time.perf_counter_ns
+    for n in bench.config.scale_sizes:
+        passes = bench.config.scale_passes[n]
+        prompts = [messages("s", i) for i in range(n)]
+        with disk_store(f"scale-{n}") as store:
+            progress(f"scale {n}: recording")
+            start = clock()
+            with recorder.run(f"bench-scale-{n}", store=store) as run:
+                for m in prompts:
+                    litellm.completion(messages=m, **kwargs)
+            record_s = (clock() - start) / 1e9
+            check(run.stats.live == n, f"scale {n}: recorded {run.stats.live} live calls")
+            progress(f"scale {n}: recorded in {record_s:.1f} s; {passes} passes (+1 warm-up)")
+            served = bench.server.requests
+            totals: list[int] = []
+            for number in range(passes + 1):
+                gc.collect()
+                start = clock()
+                with recorder.run(f"bench-scale-{n}", store=store) as run:
+                    for m in prompts:
+                        litellm.completion(messages=m, **kwargs)
+                elapsed = clock() - start
+                check(run.stats.replayed == n, f"scale {n}: replayed {run.stats.replayed}")
+                if number:
+                    totals.append(elapsed)
+            check(bench.server.requests == served, f"scale {n}: a replay reached the server")
+        per_call = [t / n for t in totals]
+        note = f"{passes} passes; pass total {median_us(totals) / 1e6:.3f} s"
+        bench.results.add(row(f"scale {n}", per_call, note + f"; recorded in {record_s:.0f} s"))
+        bench.results.numbers[f"scale {n} total_s"] = median_us(totals) / 1e6
+        bench.results.numbers[f"scale {n} record_s"] = record_s
+
+
+def bench_import(bench: Bench) -> None:
+    """``import recorder`` in a fresh interpreter, minus an empty interpreter."""
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+
+    def run_ns(code: str) -> int:
+        start = time.perf_counter_ns()
+        subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=env, check=True)
+        return time.perf_counter_ns() - start
+
+    runs = bench.config.import_runs
+    progress(f"import: {runs} runs each (+1 warm-up)")
+    run_ns("import recorder")
+    run_ns("pass")
+    with_import = [run_ns("import recorder") for _ in range(runs)]
+    baseline = [run_ns("pass") for _ in range(runs)]
+    net = median_us(with_import) - median_us(baseline)
+    results = bench.results
+    results.add(row("python -c 'import recorder'", with_import, "whole process"))
+    results.add(row("python -c pass", baseline, "whole process"))
+    results.rows.append(Row("import recorder (net)", net, None, runs, "median - median"))
+    results.numbers["import recorder (net)"] = net
+
+
+# -- targets and output --------------------------------------------------------------------
+
+
+def evaluate(results: Results, config: Config) -> None:
+    num = results.numbers
+    largest = max(config.scale_sizes)
+    smallest = min(config.scale_sizes)
+    scale_1000 = num.get("scale 1000 total_s")
+    checks: list[tuple[str, float | None, float, str, Callable[[float, float], bool]]] = [
+        (
+            "replay / floor (median)",
+            num["replay"] / num["floor"],
+            REPLAY_OVER_FLOOR_MAX,
+            "x <=",
+            lambda v, lim: v <= lim,
+        ),
+        (
+            "litellm_cache_hit / replay (median)",
+            num["litellm_cache_hit"] / num["replay"],
+            CACHE_HIT_OVER_REPLAY_MIN,
+            "x >=",
+            lambda v, lim: v >= lim,
+        ),
+        (
+            f"per-call replay: scale {largest} / scale {smallest}",
+            num[f"scale {largest}"] / num[f"scale {smallest}"],
+            SCALE_RATIO_MAX,
+            "x <=",
+            lambda v, lim: v <= lim,
+        ),
+        (
+            "recording overhead (median - median)",
+            num["recording overhead"],
+            RECORDING_OVERHEAD_MAX_US,
+            "us <",
+            lambda v, lim: v < lim,
+        ),
+        (
+            "1,000 replayed calls (whole pass)",
+            scale_1000,
+            REPLAY_1000_MAX_S,
+            "s <",
+            lambda v, lim: v < lim,
+        ),
+        (
+            "import recorder (net of interpreter start)",
+            num["import recorder (net)"] / 1e6,
+            IMPORT_MAX_S,
+            "s <",
+            lambda v, lim: v < lim,
+        ),
+    ]
+    for name, value, limit, unit, ok in checks:
+        if value is None:
+            continue
+        results.targets.append(Target(name, value, limit, unit, ok(value, limit)))
+
+
+def fmt(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.1f}" if abs(value) < 10_000 else f"{value:,.0f}"
+
+
+def render(results: Results) -> str:
+    lines = [
+        "| measurement | median us/call | p90 us | samples | notes |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for r in results.rows:
+        lines.append(
+            f"| {r.name} | {fmt(r.median_us)} | {fmt(r.p90_us)} | {r.samples} | {r.note} |"
+        )
+    lines += ["", "| target | value | limit | result |", "|---|---:|---|---|"]
+    for t in results.targets:
+        verdict = "PASS" if t.passed else "**FAIL**"
+        lines.append(f"| {t.name} | {t.value:,.3g} | {t.unit} {t.limit:g} | {verdict} |")
+    failed = [t.name for t in results.targets if not t.passed]
+    lines.append("")
+    lines.append("All targets pass." if not failed else "FAILED targets: " + "; ".join(failed))
+    return "\n".join(lines)
+
+
+def environment(litellm: ModuleType) -> dict[str, str]:
+    from importlib.metadata import version
+
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": str(os.cpu_count()),
+        "litellm": version("litellm"),
+        "diskcache": version("diskcache"),
+        "litellm_module": getattr(litellm, "__file__", "?") or "?",
+    }
+
+
+# -- main ----------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
+    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the numbers here")
+    parser.add_argument(
+        "--quick", action="store_true", help="fewer repetitions and a 2,000-call top scale"
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    config = Config.quick() if args.quick else Config()
+    # Before litellm is imported: otherwise its import fetches the cost map online.
+    os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT))
+    import litellm
+
+    import fixtures.llm_server as llm_server
+    import recorder
+
+    litellm.suppress_debug_info = True
+    warnings.simplefilter("error", recorder.DivergenceWarning)
+    # The fixture writes headers and body in two segments: without TCP_NODELAY every
+    # request waits for the client's delayed ACK (~40 ms). See the module docstring.
+    llm_server._Handler.disable_nagle_algorithm = True
+
+    started = time.perf_counter()
+    server = llm_server.LLMServer(long_reply).start()
+    try:
+        bench = Bench(server, litellm, recorder, config)
+        progress("warm-up: 20 live calls")
+        for i in range(20):
+            bench.completion("warmup", i)
+        recorded = bench_replay(bench)
+        bench_floor(bench, recorded)
+        bench_litellm_cache(bench)
+        bench_live(bench)
+        bench_scale(bench)
+        bench_import(bench)
+    finally:
+        litellm.cache = None
+        server.stop()
+    results = bench.results
+    evaluate(results, config)
+    elapsed = time.perf_counter() - started
+    print(render(results))
+    print(f"\n(benchmark took {elapsed:.0f} s; {'quick' if args.quick else 'full'} mode)")
+    if args.json is not None:
+        payload = {
+            "unit": "microseconds per call unless the name says otherwise",
+            "config": {"quick": args.quick, "scale_sizes": list(config.scale_sizes)},
+            "environment": environment(litellm),
+            "measurements": {
+                r.name: {
+                    "median_us": r.median_us,
+                    "p90_us": r.p90_us,
+                    "samples": r.samples,
+                    "note": r.note,
+                }
+                for r in results.rows
+            },
+            "numbers": results.numbers,
+            "targets": [
+                {
+                    "name": t.name,
+                    "value": t.value,
+                    "limit": t.limit,
+                    "unit": t.unit,
+                    "passed": t.passed,
+                }
+                for t in results.targets
+            ],
+            "elapsed_s": elapsed,
+        }
+        args.json.write_text(json.dumps(payload, indent=2) + "\n")
+        progress(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,311 @@
+"""LLM calls through real litellm over HTTP to the fixture server, recorded and replayed."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import urllib.parse
+import warnings
+from pathlib import Path
+from typing import Any
+
+import litellm
+import pytest
+
+import recorder
+from fixtures.llm_server import LLMServer
+from recorder.integrations import litellm as adapter
+
+pytestmark = pytest.mark.integration
+
+MESSAGES = [{"role": "user", "content": "Summarize ticket 123"}]
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "click",
+            "description": "Click an element",
+            "parameters": {"type": "object", "properties": {"selector": {"type": "string"}}},
+        },
+    }
+]
+
+
+def text(response: Any) -> str:
+    return str(response.choices[0].message.content)
+
+
+def test_completion_is_recorded_with_no_change_to_user_code(
+    store_dir: Path, llm: dict[str, Any], llm_server: LLMServer
+) -> None:
+    answers = []
+    for _ in range(3):
+        with recorder.run("triage", inputs={"ticket": 123}, store=store_dir):
+            answers.append(litellm.completion(messages=MESSAGES, temperature=0.7, seed=1, **llm))
+    assert llm_server.requests == 1
+    live, replayed = answers[0], answers[2]
+    assert type(replayed) is litellm.ModelResponse
+    assert replayed.model_dump() == live.model_dump()
+    assert replayed._hidden_params["recorder_replayed"] is True
+    assert replayed._hidden_params["custom_llm_provider"] == "openai"
+
+
+def test_outside_a_run_litellm_is_untouched(
+    store_dir: Path, llm: dict[str, Any], llm_server: LLMServer
+) -> None:
+    with recorder.run("r", store=store_dir):
+        litellm.completion(messages=MESSAGES, **llm)
+    assert adapter.is_installed()
+    first = litellm.completion(messages=MESSAGES, **llm)
+    second = litellm.completion(messages=MESSAGES, **llm)
+    assert text(first) != text(second)  # random mode: both went to the server
+    assert llm_server.requests == 3
+
+
+def test_acompletion_and_explicit_methods(
+    store_dir: Path, llm: dict[str, Any], llm_server: LLMServer
+) -> None:
+    async def agent() -> list[str]:
+        async with recorder.run("a", store=store_dir) as run:
+            one = await litellm.acompletion(messages=MESSAGES, **llm)
+            two = await run.acompletion(messages=[{"role": "user", "content": "2"}], **llm)
+            three = run.completion(messages=[{"role": "user", "content": "3"}], **llm)
+            return [text(one), text(two), text(three)]
+
+    assert asyncio.run(agent()) == asyncio.run(agent())
+    assert llm_server.requests == 3
+
+
+def test_positional_arguments_bind_like_litellm(store_dir: Path, llm: dict[str, Any]) -> None:
+    model = llm.pop("model")
+    with recorder.run("p", store=store_dir):
+        by_position = litellm.completion(model, MESSAGES, **llm)
+    with recorder.run("p", store=store_dir, mode="replay"):
+        by_keyword = litellm.completion(model=model, messages=MESSAGES, **llm)
+    assert by_keyword.model_dump() == by_position.model_dump()
+
+
+def test_transport_parameters_do_not_enter_the_key(
+    store_dir: Path, llm: dict[str, Any], llm_server: LLMServer
+) -> None:
+    with recorder.run("k", store=store_dir):
+        live = litellm.completion(messages=MESSAGES, **llm)
+    moved = {
+        **llm,
+        "api_key": "sk-other",
+        "api_base": "http://127.0.0.1:9/v1",  # nothing listens there: a live call would fail
+        "timeout": 3,
+        "num_retries": 2,
+        "extra_headers": {"X-Trace": "1"},
+        "metadata": {"user": "someone"},
+    }
+    with recorder.run("k", store=store_dir, mode="replay"):
+        assert litellm.completion(messages=MESSAGES, **moved).model_dump() == live.model_dump()
+    assert llm_server.requests == 1
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"temperature": 0.1},
+        {"top_p": 0.5},
+        {"seed": 2},
+        {"max_tokens": 5},
+        {"stop": ["\n"]},
+        {"n": 2},
+        {"tools": TOOLS},
+        {"tool_choice": "auto", "tools": TOOLS},
+        {"response_format": {"type": "json_object"}},
+        {"presence_penalty": 0.5},
+        {"messages": [{"role": "user", "content": "Summarize ticket 124"}]},
+        {"model": "openai/gpt-4o"},
+    ],
+)
+def test_every_answer_determining_parameter_enters_the_key(
+    store_dir: Path, llm: dict[str, Any], change: dict[str, Any]
+) -> None:
+    base = {**llm, "messages": MESSAGES, "temperature": 0.7}
+    with recorder.run("d", store=store_dir):
+        litellm.completion(**base)
+    with (
+        recorder.run("d", store=store_dir, mode="replay"),
+        pytest.raises(recorder.ReplayMissError) as caught,
+    ):
+        litellm.completion(**{**base, **change})
+    assert caught.value.candidate is not None
+    changed_fields = {path.split(".")[0].split("[")[0] for path in caught.value.differences}
+    assert changed_fields <= set(change) and changed_fields
+
+
+def test_sampling_twice_stays_two_samples(store_dir: Path, llm: dict[str, Any]) -> None:
+    def sample_twice() -> list[str]:
+        with recorder.run("s", store=store_dir):
+            return [text(litellm.completion(messages=MESSAGES, **llm)) for _ in range(2)]
+
+    first = sample_twice()
+    assert first[0] != first[1]
+    assert sample_twice() == first
+
+
+def test_streams_are_recorded_chunk_by_chunk(
+    store_dir: Path, llm: dict[str, Any], llm_server: LLMServer
+) -> None:
+    def stream() -> list[Any]:
+        with recorder.run("st", store=store_dir):
+            return list(litellm.completion(messages=MESSAGES, stream=True, **llm))
+
+    live = stream()
+    replayed = stream()
+    assert llm_server.requests == 1
+    assert len(replayed) == len(live) > 2
+    assert [c.model_dump() for c in replayed] == [c.model_dump() for c in live]
+    rebuilt = litellm.stream_chunk_builder(replayed)
+    assert rebuilt is not None and text(rebuilt) == "".join(
+        c.choices[0].delta.content or "" for c in live
+    )
+
+
+def test_async_streams_replay(store_dir: Path, llm: dict[str, Any], llm_server: LLMServer) -> None:
+    async def stream() -> str:
+        async with recorder.run("ast", store=store_dir):
+            response = await litellm.acompletion(messages=MESSAGES, stream=True, **llm)
+            return "".join([c.choices[0].delta.content or "" async for c in response])
+
+    assert asyncio.run(stream()) == asyncio.run(stream())
+    assert llm_server.requests == 1
+
+
+def test_an_unfinished_stream_is_not_recorded(
+    store_dir: Path, llm: dict[str, Any], llm_server: LLMServer
+) -> None:
+    with recorder.run("half", store=store_dir):
+        response = litellm.completion(messages=MESSAGES, stream=True, **llm)
+        next(iter(response))
+    with recorder.run("half", store=store_dir):
+        full = list(litellm.completion(messages=MESSAGES, stream=True, **llm))
+    with recorder.run("half", store=store_dir, mode="replay"):
+        again = list(litellm.completion(messages=MESSAGES, stream=True, **llm))
+    assert llm_server.requests == 2
+    assert [c.model_dump() for c in again] == [c.model_dump() for c in full]
+
+
+def test_tool_calls_replay(store_dir: Path, llm: dict[str, Any]) -> None:
+    server = LLMServer(
+        policy=[
+            {"content": None, "tool_calls": [{"name": "click", "arguments": {"selector": "#go"}}]}
+        ]
+    )
+    with server:
+        kwargs = {**llm, "api_base": server.base_url}
+        results = []
+        for _ in range(2):
+            with recorder.run("tools", store=store_dir):
+                results.append(litellm.completion(messages=MESSAGES, tools=TOOLS, **kwargs))
+        assert server.requests == 1
+    call = results[1].choices[0].message.tool_calls[0]
+    assert call.function.name == "click" and call.function.arguments == '{"selector": "#go"}'
+    assert results[1].model_dump() == results[0].model_dump()
+
+
+def test_failed_calls_are_not_recorded_unless_asked(
+    store_dir: Path, llm: dict[str, Any], llm_server: LLMServer
+) -> None:
+    llm_server.fail_next(1, status=500)
+    with recorder.run("f", store=store_dir), pytest.raises(litellm.InternalServerError):
+        litellm.completion(messages=MESSAGES, **llm)
+    with recorder.run("f", store=store_dir):
+        litellm.completion(messages=MESSAGES, **llm)
+    assert llm_server.requests == 2
+    statuses = [(r["attempt"], r["status"]) for r in recorder.load("f", store=store_dir).rows()]
+    assert statuses == [(1, "failed"), (2, "live")]
+
+
+def test_failed_calls_recorded_when_asked_replay_as_errors(
+    store_dir: Path, llm: dict[str, Any], llm_server: LLMServer
+) -> None:
+    llm_server.fail_next(1, status=500, message="overloaded")
+    for _ in range(2):
+        with (
+            recorder.run("fe", store=store_dir, record_llm_errors=True),
+            pytest.raises(litellm.InternalServerError, match="overloaded"),
+        ):
+            litellm.completion(messages=MESSAGES, **llm)
+    assert llm_server.requests == 1
+
+
+def test_trace_has_llm_columns(store_dir: Path, llm: dict[str, Any]) -> None:
+    for _ in range(2):
+        with recorder.run("t", store=store_dir) as run:
+            litellm.completion(messages=MESSAGES, temperature=0.3, seed=4, **llm)
+    frame = run.to_dataframe()
+    assert frame["status"].tolist() == ["live", "replayed"]
+    row = frame.iloc[1]
+    assert row["kind"] == "llm" and row["model"] == llm["model"]
+    assert row["temperature"] == 0.3 and row["seed"] == 4
+    assert row["prompt_tokens"] > 0 and row["completion_tokens"] > 0
+    assert row["cost_usd"] > 0  # gpt-4o-mini is in litellm's cost table
+    assert row["recorded_duration_s"] == frame.iloc[0]["duration_s"]
+    assert run.stats.llm_calls_saved == 1 and run.stats.saved_cost_usd == row["cost_usd"]
+
+
+def test_divergent_prompt_warns_and_goes_live(
+    store_dir: Path, llm: dict[str, Any], llm_server: LLMServer
+) -> None:
+    with recorder.run("dv", store=store_dir):
+        litellm.completion(messages=MESSAGES, **llm)
+        litellm.completion(messages=[{"role": "user", "content": "then this"}], **llm)
+    with (
+        pytest.warns(recorder.DivergenceWarning, match=r"messages\[0\]\.content"),
+        recorder.run("dv", store=store_dir),
+    ):
+        litellm.completion(messages=[{"role": "user", "content": "Summarize ticket 999"}], **llm)
+    assert llm_server.requests == 3
+
+
+CANARIES = {
+    "api_key": "sk-CANARY-KEY-0001",
+    "header": "Bearer CANARY-HEADER-0002",
+    "query": "CANARY-QUERY-0003",
+    "aws": "CANARY-AWS-SECRET-0004",
+    "meta": "CANARY-METADATA-0005",
+}
+
+
+def _forms(secret: str) -> list[bytes]:
+    raw = secret.encode()
+    return [raw, urllib.parse.quote(secret).encode(), base64.b64encode(raw)]
+
+
+def test_secrets_never_reach_the_store(
+    store_dir: Path, llm: dict[str, Any], llm_server: LLMServer
+) -> None:
+    kwargs = {
+        **llm,
+        "api_key": CANARIES["api_key"],
+        "extra_headers": {"Authorization": CANARIES["header"]},
+        "aws_secret_access_key": CANARIES["aws"],
+        "metadata": {"note": CANARIES["meta"]},
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for stream in (False, True):
+            with recorder.run("secret", store=store_dir, inputs={"stream": stream}) as run:
+                result = litellm.completion(messages=MESSAGES, stream=stream, **kwargs)
+                if stream:
+                    list(result)
+            run.to_dataframe()
+        # A key in the endpoint's query string makes litellm fail with the URL in its
+        # message: the recorded error (trace, step record, attempt) must not carry it.
+        broken = {**kwargs, "api_base": f"{llm_server.base_url}?key={CANARIES['query']}"}
+        for record_errors in (False, True):
+            run = recorder.run("secret-fail", store=store_dir, record_llm_errors=record_errors)
+            with pytest.raises(litellm.NotFoundError), run:
+                litellm.completion(messages=MESSAGES, **broken)
+        assert "[redacted]" in (recorder.load("secret-fail", store=store_dir).rows()[0]["error"])
+    files = [p for p in store_dir.rglob("*") if p.is_file()]
+    assert files
+    for path in files:
+        data = path.read_bytes()
+        for secret in CANARIES.values():
+            for form in _forms(secret):
+                assert form not in data, f"{secret} found in {path}"
