@@ -29,7 +29,7 @@ from .errors import (
 )
 from .history import RunHistory, load, runs
 from .records import Outcome
-from .run import Mode, OnDivergence, Run, current_run, run, step
+from .runtime import Mode, OnDivergence, Run, current_run, run, step
 from .store import DiskStore, MemoryStore, Store, open_store
 
 __version__ = "0.1.0"

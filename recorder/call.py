@@ -23,7 +23,7 @@ from .records import AttemptRecord, ErrorInfo, StepRecord, TraceEvent
 
 if TYPE_CHECKING:
     from .locks import RunLock
-    from .run import Run
+    from .runtime import Run
 
 __all__ = ["Attempt", "Call", "RunStats", "rebuild_exception"]
 

@@ -22,7 +22,7 @@ from typing import Any
 import litellm
 from litellm.types.utils import ModelResponse, ModelResponseStream
 
-from ..run import Call, Run, current_run, enter_live_step, leave_live_step
+from ..runtime import Call, Run, current_run, enter_live_step, leave_live_step
 
 __all__ = ["NOT_KEYED", "install", "is_installed", "recorded_acompletion",
            "recorded_completion", "request_of", "uninstall"]  # fmt: skip

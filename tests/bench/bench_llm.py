@@ -23,7 +23,10 @@ row says otherwise):
 - ``live_plain`` / ``live_recorded``: a live call outside any run, and inside a fresh
   recording run (the run is entered and left outside the timed region). The two are
   interleaved in pairs; ``recording overhead`` is the difference of the medians, and
-  ``recording overhead (paired)`` the median of the per-pair differences.
+  ``recording overhead (paired)`` the median of the per-pair differences. The
+  ``(main-thread CPU)`` rows time the same calls with ``time.thread_time_ns``: the CPU the
+  calling thread spent, without the waits for the network or for the GIL (the fixture
+  server and litellm's logging worker are threads of this process).
 - ``scale N``: a full replay pass (enter, N calls, exit) of a recorded run of N calls,
   divided by N (median over passes).
 - ``import``: ``python -c "import recorder"`` in a fresh process, minus ``python -c pass``.
@@ -352,45 +355,51 @@ def bench_live(bench: Bench) -> None:
     recorder = bench.recorder
     pairs, warmup = bench.config.live_pairs, bench.config.live_warmup_pairs
     progress(f"live: {pairs} interleaved plain/recorded pairs (+{warmup} warm-up)")
-    plain: list[int] = []
-    recorded: list[int] = []
-    diffs: list[int] = []
-    clock = time.perf_counter_ns
+    # wall[0]/cpu[0]: plain, wall[1]/cpu[1]: recorded; cpu is the main thread's CPU time.
+    wall: tuple[list[int], list[int]] = ([], [])
+    cpu: tuple[list[int], list[int]] = ([], [])
+    wall_clock, cpu_clock = time.perf_counter_ns, time.thread_time_ns
     with disk_store("live") as store:
 
-        def timed_plain(i: int) -> int:
+        def timed_plain(i: int) -> tuple[int, int]:
             check(recorder.current_run() is None, "a plain call inside a run")
-            t0 = clock()
+            t0, c0 = wall_clock(), cpu_clock()
             bench.completion("live", i)
-            return clock() - t0
+            return wall_clock() - t0, cpu_clock() - c0
 
-        def timed_recorded(i: int) -> int:
+        def timed_recorded(i: int) -> tuple[int, int]:
             with recorder.run(f"bench-live-{i}", store=store) as run:
-                t0 = clock()
+                t0, c0 = wall_clock(), cpu_clock()
                 bench.completion("live", i)
-                elapsed = clock() - t0
+                elapsed = wall_clock() - t0, cpu_clock() - c0
             check(run.stats.live == 1, "a recorded live call was not live")
             return elapsed
 
         for i in range(-warmup, pairs):
             # Alternate which goes first so neither always gets the warmer connection.
             if i % 2:
-                r = timed_recorded(i)
-                p = timed_plain(i)
+                recorded = timed_recorded(i)
+                plain = timed_plain(i)
             else:
-                p = timed_plain(i)
-                r = timed_recorded(i)
+                plain = timed_plain(i)
+                recorded = timed_recorded(i)
             if i >= 0:
-                plain.append(p)
-                recorded.append(r)
-                diffs.append(r - p)
+                for index, (w, c) in enumerate((plain, recorded)):
+                    wall[index].append(w)
+                    cpu[index].append(c)
     results = bench.results
-    results.add(row("live_plain", plain, f"{pairs} pairs"))
-    results.add(row("live_recorded", recorded, "inside a fresh run; enter/exit not timed"))
-    overhead = median_us(recorded) - median_us(plain)
+    results.add(row("live_plain", wall[0], f"{pairs} pairs"))
+    results.add(row("live_recorded", wall[1], "inside a fresh run; enter/exit not timed"))
+    overhead = median_us(wall[1]) - median_us(wall[0])
     results.rows.append(Row("recording overhead", overhead, None, pairs, "median - median"))
     results.numbers["recording overhead"] = overhead
-    results.add(row("recording overhead (paired)", diffs, "median of per-pair differences"))
+    paired = [r - p for p, r in zip(*wall, strict=True)]
+    results.add(row("recording overhead (paired)", paired, "median of per-pair differences"))
+    results.add(row("live_plain (main-thread CPU)", cpu[0], "time.thread_time_ns"))
+    results.add(row("live_recorded (main-thread CPU)", cpu[1], "time.thread_time_ns"))
+    paired_cpu = [r - p for p, r in zip(*cpu, strict=True)]
+    note = "paired; excludes waiting for the GIL or the network"
+    results.add(row("recording overhead (main-thread CPU)", paired_cpu, note))
 
 
 def bench_scale(bench: Bench) -> None:
