@@ -9,12 +9,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from .errors import RecorderError, RunNotFoundError
 from .history import RunHistory, find_run, run_rows
 from .journal import Journal
+from .locks import RunLock
 from .store import default_directory, open_store
 
 __all__ = ["main"]
@@ -55,7 +57,7 @@ def _journal(store: str | None, *, create: bool = False) -> Journal:
             f"no store at {path}: nothing has been recorded there yet (use --store DIR or "
             "set RECORDER_DIR)."
         )
-    return Journal(open_store(path))
+    return Journal(open_store(path, create=create))
 
 
 def _print_table(frame: object) -> None:
@@ -70,7 +72,9 @@ def _print_table(frame: object) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return _dispatch(args)
+        code = _dispatch(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        return code
     except RecorderError as error:
         print(f"recorder: error: {error}", file=sys.stderr)
         return 1
@@ -106,7 +110,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     run_id = find_run(journal, args.run)
     if args.command == "rm":
-        steps = journal.delete_run(run_id)
+        lock = RunLock(journal, run_id)
+        lock.acquire(time.time())  # refuses a run a live process holds
+        steps = journal.delete_run(run_id)  # deletes the lock row with the rest
+        lock.forget()
         print(f"removed run {run_id} ({steps} step records)")
         return 0
     history = RunHistory.load(journal, run_id)

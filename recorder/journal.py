@@ -64,6 +64,12 @@ class Journal:
 
     # -- blobs -------------------------------------------------------------------------
 
+    def forget_known_blobs(self) -> None:
+        """Forget which blobs this journal wrote: another process may have deleted some
+        (``recorder rm``) since. Called at every attempt start."""
+        with self._lock:
+            self._known_blobs.clear()
+
     def blob(self, ref: str, *, step: str = "a step") -> bytes:
         """The bytes of blob ``ref``, checked against the hash; damage raises."""
         data = self.store.get("blob/" + ref)

@@ -97,6 +97,12 @@ class RunLock:
         _held_tokens.add(token)
         self.value = mine
 
+    def forget(self) -> None:
+        """Drop the lock without touching the store (its row was deleted with the run)."""
+        if self.value is not None:
+            _held_tokens.discard(json.loads(self.value)["token"])
+            self.value = None
+
     def release(self) -> None:
         if self.value is None:
             return

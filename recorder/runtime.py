@@ -262,6 +262,7 @@ class Run:
         now = self._clock()
         lock = RunLock(journal, self.run_id)
         lock.acquire(now)
+        journal.forget_known_blobs()
         try:
             record = journal.get_run(self.run_id)
             if record is None:

@@ -37,6 +37,7 @@ __all__ = ["DEFAULT_DIR", "DiskStore", "MemoryStore", "Store", "open_store"]
 DEFAULT_DIR = ".recorder"
 STORE_FORMAT = 1
 _FORMAT_KEY = "recorder/store-format"
+_DB_NAME = diskcache.core.DBNAME
 
 
 def _prefix_end(prefix: str) -> str:
@@ -219,8 +220,15 @@ def check_directory_safe(path: Path) -> None:
 class DiskStore(Store):
     """The default store: one SQLite database (through diskcache) in ``directory``."""
 
-    def __init__(self, directory: str | os.PathLike[str], *, timeout: float = 60.0) -> None:
+    def __init__(
+        self, directory: str | os.PathLike[str], *, timeout: float = 60.0, create: bool = True
+    ) -> None:
         path = Path(directory).expanduser().absolute()
+        if not create and not (path / _DB_NAME).is_file():
+            raise StoreFormatError(
+                f"no recorder store at {path} (it has no {_DB_NAME}); point --store or "
+                "RECORDER_DIR at the directory a run recorded into."
+            )
         if not path.exists():
             path.mkdir(mode=0o700, parents=True)
             path.chmod(0o700)  # mkdir's mode is filtered by the umask
@@ -243,9 +251,9 @@ class DiskStore(Store):
                 f"{path} holds a file that is not a recorder store ({error}). "
                 "Point store= or RECORDER_DIR at another directory."
             ) from error
-        for entry in path.iterdir():
-            if entry.is_file():
-                entry.chmod(0o600)
+        for name in (_DB_NAME, _DB_NAME + "-wal", _DB_NAME + "-shm"):
+            if (path / name).is_file():
+                (path / name).chmod(0o600)
         self._check_format()
 
     def _check_format(self) -> None:
@@ -357,10 +365,13 @@ def default_directory() -> Path:
     return Path(os.environ.get("RECORDER_DIR") or DEFAULT_DIR)
 
 
-def open_store(store: Store | str | os.PathLike[str] | None = None) -> Store:
+def open_store(
+    store: Store | str | os.PathLike[str] | None = None, *, create: bool = True
+) -> Store:
     """Resolve a ``store=`` argument: a :class:`Store` is used as is; a path (or
     ``None`` for :func:`default_directory`) opens a :class:`DiskStore`, shared by every
-    run in this process that names the same directory."""
+    run in this process that names the same directory. With ``create=False`` a
+    directory that holds no store is an error instead of a new store."""
     if isinstance(store, Store):
         return store
     if store is not None and not isinstance(store, str | os.PathLike):
@@ -372,5 +383,5 @@ def open_store(store: Store | str | os.PathLike[str] | None = None) -> Store:
     with _open_lock:
         found = _open_stores.get(resolved)
         if found is None:
-            found = _open_stores[resolved] = DiskStore(resolved)
+            found = _open_stores[resolved] = DiskStore(resolved, create=create)
         return found
