@@ -11,6 +11,7 @@ import json
 import sys
 import threading
 import time
+from collections.abc import Callable
 from contextvars import Token
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -57,6 +58,10 @@ class Attempt:
     events: list[TraceEvent] = field(default_factory=list)
     stats: RunStats = field(default_factory=RunStats)
     divergence_reported: bool = False
+    closers: list[Callable[[], Any]] = field(default_factory=list)
+    """Called when the attempt ends (interrupted or not): close browser contexts..."""
+    entered_async: bool = False
+    pages: int = 0
     secrets: set[str] = field(default_factory=set)
     """Values calls were given that must never be written (redacted from errors)."""
     raised: list[tuple[BaseException, StepRecord]] = field(default_factory=list)
@@ -154,12 +159,19 @@ class Call:
                 stats.saved_cost_usd += cost
         self._event("replayed", record.error)
 
-    def commit(self, result: Any, *, meta: dict[str, Any] | None = None) -> None:
-        """Record the live result (written through before this returns).
+    def commit(
+        self,
+        result: Any,
+        *,
+        meta: dict[str, Any] | None = None,
+        blobs: dict[str, bytes] | None = None,
+    ) -> None:
+        """Record the live result (written through before this returns). ``meta`` adds
+        trace fields; ``blobs`` (hash -> bytes) are stored with the step, atomically.
 
         Raises NotSerializableError, writing nothing, if the result has no JSON form.
         """
-        blobs: dict[str, bytes] = {}
+        blobs = dict(blobs or {})
         try:
             encoded = values.encode(result, blobs, where=f"the result of {self.label}")
         except RecorderError as error:
@@ -168,14 +180,24 @@ class Call:
             raise
         self._write(encoded, blobs, None, meta)
 
-    def fail(self, exc: BaseException, *, record: bool) -> None:
+    def fail(
+        self,
+        exc: BaseException,
+        *,
+        record: bool,
+        meta: dict[str, Any] | None = None,
+        blobs: dict[str, bytes] | None = None,
+    ) -> None:
         """The live step raised ``exc``. With ``record`` the error is its recorded
-        result (a replay raises it again); otherwise only the trace shows it."""
+        result (a replay raises it again, unless the error ended the attempt); otherwise
+        only the trace shows it. ``meta`` and ``blobs`` as for :meth:`commit`."""
         info = ErrorInfo.from_exception(exc, redact=self._attempt.secrets)
         if record:
-            written = self._write(None, {}, info, None)
+            written = self._write(None, dict(blobs or {}), info, meta)
             self._attempt.raised.append((exc, written))
             return
+        if meta:
+            self.meta = {**self.meta, **meta}
         self._attempt.stats.failed += 1
         event = self._event("failed", info)
         self._run.journal.put_event(self._run.run_id, self._attempt.record.number, event)

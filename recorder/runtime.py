@@ -60,7 +60,10 @@ if TYPE_CHECKING:
 
     from .history import RunHistory
 
-__all__ = ["Call", "Mode", "OnDivergence", "Run", "current_run", "run", "step"]
+__all__ = [
+    "BrowserResume", "Call", "Mode", "OnDivergence", "Run", "Screenshots", "current_run",
+    "run", "step",
+]  # fmt: skip
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -85,6 +88,40 @@ class Mode(StrEnum):
     def _missing_(cls, value: object) -> Mode:
         valid = ", ".join(repr(m.value) for m in cls)
         raise ConfigError(f"mode={value!r} is not a mode; use one of {valid}.")
+
+
+class BrowserResume(StrEnum):
+    """How a resumed run rebuilds the browser at its first live browser step.
+
+    - ``restore``: a fresh context from the last replayed checkpoint (cookies,
+      localStorage, sessionStorage, viewport), then the checkpoint's URL;
+    - ``reexecute``: run the recorded browser actions again, live, checking that each
+      gives its recorded result (rebuilds in-page state no checkpoint holds).
+    """
+
+    RESTORE = "restore"
+    REEXECUTE = "reexecute"
+
+    @classmethod
+    def _missing_(cls, value: object) -> BrowserResume:
+        raise ConfigError(f"browser_resume={value!r} is not valid; use {_valid(cls)}.")
+
+
+class Screenshots(StrEnum):
+    """When live browser steps are screenshotted: only when one fails, after every
+    step, or never."""
+
+    ON_ERROR = "on_error"
+    EACH_STEP = "each_step"
+    OFF = "off"
+
+    @classmethod
+    def _missing_(cls, value: object) -> Screenshots:
+        raise ConfigError(f"screenshots={value!r} is not valid; use {_valid(cls)}.")
+
+
+def _valid(enum: type[StrEnum]) -> str:
+    return "one of " + ", ".join(repr(m.value) for m in enum)
 
 
 class OnDivergence(StrEnum):
@@ -178,11 +215,21 @@ class Run:
         record_llm_errors: bool = False,
         clock: Callable[[], float] | None = None,
         rng: _random.Random | None = None,
+        browser_resume: BrowserResume | str = BrowserResume.RESTORE,
+        screenshots: Screenshots | str = Screenshots.ON_ERROR,
+        chromium: str | None = None,
+        headless: bool = True,
+        indexed_db: bool = False,
     ) -> None:
         self.name = validate_name(name)
         self.mode = Mode(mode)
         self.on_divergence = OnDivergence(on_divergence)
         self.record_llm_errors = bool(record_llm_errors)
+        self.browser_resume = BrowserResume(browser_resume)
+        self.screenshots = Screenshots(screenshots)
+        self.chromium = chromium
+        self.headless = bool(headless)
+        self.indexed_db = bool(indexed_db)
         self.inputs = inputs
         self._inputs_canonical = canonical(inputs, where="inputs")
         self.inputs_hash = hash_bytes(dumps(self._inputs_canonical).encode())
@@ -249,13 +296,40 @@ class Run:
         return self
 
     def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        att = self._attempt
+        if att is not None:
+            for closer in reversed(att.closers):
+                try:
+                    pending = closer()
+                    if inspect.isawaitable(pending):
+                        _finish_later(pending)
+                except Exception as error:  # never mask the body's own exception
+                    warnings.warn(f"closing a resource of the run failed: {error}", stacklevel=2)
         self._close(exc)
 
     async def __aenter__(self) -> Run:
-        return self.__enter__()
+        entered = self.__enter__()
+        if self._attempt is not None:
+            self._attempt.entered_async = True
+        return entered
 
     async def __aexit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        att = self._attempt
+        if att is not None:
+            for closer in reversed(att.closers):
+                try:
+                    pending = closer()
+                    if inspect.isawaitable(pending):
+                        await pending
+                except Exception as error:  # never mask the body's own exception
+                    warnings.warn(f"closing a resource of the run failed: {error}", stacklevel=2)
+            att.closers.clear()
         self._close(exc)
+
+    def add_closer(self, closer: Callable[[], Any]) -> None:
+        """Call ``closer`` when the current attempt ends, however it ends (in reverse
+        order of registration; an awaitable it returns is awaited by ``async with``)."""
+        self._require_open().closers.append(closer)
 
     def _open(self) -> Attempt:
         journal = self.journal
@@ -531,6 +605,24 @@ class Run:
 
         return await adapter.recorded_acompletion(self, args, kwargs)
 
+    # -- browser pages -----------------------------------------------------------------
+
+    def new_page(self, **context_options: Any) -> Any:
+        """A recorded Playwright page. Chromium starts only at the first step that must
+        run live. Inside ``async with`` this returns an awaitable (``await
+        run.new_page()``) of a page with Playwright's async API; inside ``with``, a page
+        with the sync API. ``context_options`` go to ``browser.new_context``."""
+        from .integrations.browser import new_page
+
+        return new_page(self, context_options)
+
+    def wrap(self, page: Any) -> Any:
+        """Record the steps taken on a Playwright page you created yourself (sync or
+        async API)."""
+        from .integrations.browser import wrap
+
+        return wrap(self, page)
+
     # -- looking back ------------------------------------------------------------------
 
     def history(self) -> RunHistory:
@@ -547,6 +639,21 @@ class Run:
     def to_dataframe(self) -> pandas.DataFrame:
         """One row per step call of every attempt (see :mod:`recorder.export`)."""
         return self.history().to_dataframe()
+
+
+def _finish_later(pending: Any) -> None:
+    """An awaitable cleanup met in a plain ``with`` (an async page used in a sync run
+    context, as in a top-level-await notebook cell): hand it to the running loop."""
+    aio = sys.modules.get("asyncio")
+    try:
+        loop = aio.get_running_loop() if aio is not None else None
+    except RuntimeError:
+        loop = None
+    if loop is not None and aio is not None:
+        aio.ensure_future(pending)
+    elif hasattr(pending, "close"):
+        pending.close()
+        warnings.warn("a browser context could not be closed: no event loop runs", stacklevel=3)
 
 
 def _is_interrupt(exc: BaseException) -> bool:
@@ -595,6 +702,11 @@ def run(
     record_llm_errors: bool = False,
     clock: Callable[[], float] | None = None,
     rng: _random.Random | None = None,
+    browser_resume: BrowserResume | str = BrowserResume.RESTORE,
+    screenshots: Screenshots | str = Screenshots.ON_ERROR,
+    chromium: str | None = None,
+    headless: bool = True,
+    indexed_db: bool = False,
 ) -> Run:
     """A recorded run named ``name`` over ``inputs``; enter it with ``with`` or
     ``async with``.
@@ -605,6 +717,12 @@ def run(
     ``"record"`` (see :class:`Mode`); ``on_divergence`` is ``"warn"`` or ``"raise"``.
     ``record_llm_errors`` records failed LLM calls as results (replayed by raising).
     ``clock`` (epoch seconds) and ``rng`` make live values reproducible in tests.
+
+    Browser pages (``run.new_page()``): ``browser_resume`` is ``"restore"`` or
+    ``"reexecute"`` (see :class:`BrowserResume`); ``screenshots`` is ``"on_error"``,
+    ``"each_step"`` or ``"off"``; ``chromium`` names the executable (else
+    ``$RECORDER_CHROMIUM``, a Playwright-managed build, or the system's chromium);
+    ``headless``; ``indexed_db`` adds IndexedDB to checkpoints.
     """
     return Run(
         name,
@@ -615,6 +733,11 @@ def run(
         record_llm_errors=record_llm_errors,
         clock=clock,
         rng=rng,
+        browser_resume=browser_resume,
+        screenshots=screenshots,
+        chromium=chromium,
+        headless=headless,
+        indexed_db=indexed_db,
     )
 
 

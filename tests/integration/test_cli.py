@@ -38,8 +38,7 @@ pytestmark = pytest.mark.integration
 SCRIPT = Path(sys.executable).with_name("recorder")
 SECRET = "sk-test"  # the api_key of the ``llm`` fixture
 MODEL = "openai/gpt-4o-mini"
-LS_COLUMNS = ["run", "name", "inputs", "attempts", "steps", "status", "created_at",
-              "last_activity"]  # fmt: skip
+LS_COLUMNS = ["run", "name", "inputs", "attempts", "steps", "status", "created_at", "last_activity"]
 
 Done = subprocess.CompletedProcess[str]
 
@@ -145,14 +144,26 @@ def recorded(tmp_path: Path, llm: dict[str, Any], llm_server: LLMServer) -> Reco
     return record_store(tmp_path / "store", llm, llm_server)
 
 
-def first_llm_step(directory: Path, run_id: str) -> StepRecord:
-    """The first LLM step record of a run, ``step #1``; its result is a blob."""
+def step_records(directory: Path, run_id: str) -> list[StepRecord]:
+    """A run's step records in run order, read through a store instance of their own."""
     store = DiskStore(directory)
     try:
-        steps = sorted(Journal(store).steps(run_id), key=lambda s: s.seq)
+        return sorted(Journal(store).steps(run_id), key=lambda s: (s.attempt, s.seq))
     finally:
         store.close()
-    step = next(s for s in steps if s.kind == "llm")
+
+
+def blob_exists(directory: Path, ref: str) -> bool:
+    store = DiskStore(directory)
+    try:
+        return store.get("blob/" + ref) is not None
+    finally:
+        store.close()
+
+
+def first_llm_step(directory: Path, run_id: str) -> StepRecord:
+    """The first LLM step record of a run, ``step #1``; its result is a blob."""
+    step = next(s for s in step_records(directory, run_id) if s.kind == "llm")
     assert step.seq == 1
     assert step.result_ref is not None
     return step
@@ -207,8 +218,9 @@ def test_ls_without_a_store_exits_1_and_creates_nothing(tmp_path: Path, where: s
 def test_show_prints_the_step_table_by_name_and_by_run_id(recorded: Recorded) -> None:
     """``show NAME`` and ``show NAME@HASH`` print the same thing: a header line, then one
     table row per step call with its status, the LLM model on LLM rows."""
-    by_name, by_id = cli_all(["show", "triage"], ["show", recorded.triage],
-                             store=recorded.directory)  # fmt: skip
+    by_name, by_id = cli_all(
+        ["show", "triage"], ["show", recorded.triage], store=recorded.directory
+    )
     for proc in (by_name, by_id):
         assert proc.returncode == 0, proc.stderr
         assert proc.stderr == ""
@@ -242,8 +254,13 @@ def shell_pipe(command: str, *, store: Path) -> Done:
     buffered as in a user's shell (the test environment may set PYTHONUNBUFFERED)."""
     recorder_cmd = f"{shlex.quote(str(SCRIPT))} --store {shlex.quote(str(store))}"
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONUNBUFFERED", "RECORDER_DIR")}
-    done = subprocess.run(["bash", "-c", f"set -o pipefail; {recorder_cmd} {command}"],
-                          capture_output=True, text=True, timeout=60, env=env)  # fmt: skip
+    done = subprocess.run(
+        ["bash", "-c", f"set -o pipefail; {recorder_cmd} {command}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
     assert SECRET not in done.stdout + done.stderr
     return done
 
@@ -382,15 +399,24 @@ def test_a_damaged_blob_is_reported_and_never_replayed_live(
 def test_rm_removes_a_run_and_keeps_the_others_replayable(recorded: Recorded) -> None:
     """``rm RUN`` exits 0 and the run leaves ``ls``; the run that shared a step (and its
     blob) with it still verifies and replays in mode="replay" with the same result."""
+    blobs = {
+        run: {b for s in step_records(recorded.directory, run) for b in s.blobs}
+        for run in (recorded.triage, recorded.other)
+    }
+    shared = blobs[recorded.triage] & blobs[recorded.other]
+    assert shared  # the classify request
     proc = cli("rm", "triage", store=recorded.directory)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == f"removed run {recorded.triage} (4 step records)\n"
-    listing, verify, show = cli_all(["ls"], ["verify"], ["show", "triage"],
-                                    store=recorded.directory)  # fmt: skip
+    listing, verify, show = cli_all(
+        ["ls"], ["verify"], ["show", "triage"], store=recorded.directory
+    )
     assert listing.returncode == 0
     assert recorded.triage not in listing.stdout
     assert recorded.other in listing.stdout
     assert verify.returncode == 0, verify.stdout
+    assert all(blob_exists(recorded.directory, ref) for ref in shared)
+    assert not any(blob_exists(recorded.directory, ref) for ref in blobs[recorded.triage] - shared)
     assert show.returncode == 1
     assert "'triage'" in show.stderr
     other = recorder.run(
