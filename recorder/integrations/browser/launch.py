@@ -83,6 +83,8 @@ class _Shared:
 
 _lock = threading.Lock()
 _shared: dict[str, _Shared] = {}
+launches = 0
+"""How many times this process launched Chromium (tests read it: a replay launches none)."""
 
 
 def _usable(shared: _Shared, kind: str) -> bool:
@@ -130,7 +132,9 @@ def launch_steps(
     loop = None
     if kind == "async":
         loop = asyncio.get_running_loop()
+    global launches
     with _lock:
+        launches += 1
         _shared[kind] = _Shared(playwright, browser, executable, headless, loop)
     return browser
 
