@@ -212,7 +212,7 @@ class Bench:
     """The fixture server and the imported libraries every scenario uses."""
 
     server: Any
-    litellm: ModuleType
+    litellm: Any  # the module; Any because its attributes (cache, ...) are set at run time
     recorder: ModuleType
     config: Config
     results: Results = field(default_factory=Results)
@@ -653,6 +653,7 @@ def main(argv: list[str] | None = None) -> int:
     # request waits for the client's delayed ACK (~40 ms). See the module docstring.
     llm_server._Handler.disable_nagle_algorithm = True
 
+    load_before = os.getloadavg()[0]
     started = time.perf_counter()
     server = llm_server.LLMServer(long_reply).start()
     try:
@@ -671,7 +672,12 @@ def main(argv: list[str] | None = None) -> int:
     evaluate(results, config)
     elapsed = time.perf_counter() - started
     print(render(results))
-    print(f"\n(benchmark took {elapsed:.0f} s; {'quick' if args.quick else 'full'} mode)")
+    load_after = os.getloadavg()[0]
+    print(
+        f"\n(benchmark took {elapsed:.0f} s; {'quick' if args.quick else 'full'} mode; "
+        f"1-min load average {load_before:.1f} before, {load_after:.1f} after, on "
+        f"{os.cpu_count()} CPUs: other work on the machine inflates every number)"
+    )
     if args.json is not None:
         payload = {
             "unit": "microseconds per call unless the name says otherwise",
@@ -698,6 +704,7 @@ def main(argv: list[str] | None = None) -> int:
                 for t in results.targets
             ],
             "elapsed_s": elapsed,
+            "load_average": {"before": load_before, "after": load_after},
         }
         args.json.write_text(json.dumps(payload, indent=2) + "\n")
         progress(f"wrote {args.json}")

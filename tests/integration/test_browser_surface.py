@@ -113,16 +113,26 @@ def last_attempt(store_dir: Path, name: str) -> pd.DataFrame:
 
 
 async def live_then_replay(
-    scenario: Scenario, site: FixtureSite, store_dir: Path, name: str, **options: Any
+    scenario: Scenario,
+    site: FixtureSite,
+    store_dir: Path,
+    name: str,
+    *,
+    fresh_browser: bool = False,
+    **options: Any,
 ) -> tuple[list[Any], list[Any]]:
-    """Run ``scenario`` on a recorded page live, close the browser, run it again: the
-    second attempt must replay every step with no request, no launch, no live step."""
+    """Run ``scenario`` on a recorded page live, then again in a new attempt, which must
+    replay every step: no request to the site, no Chromium launch, no live step, and a
+    page that never started. With ``fresh_browser`` the shared browser is closed before
+    the replay, so that a replay needing one would have to launch it (each launch costs
+    about two seconds, so most tests rely on the page never starting instead)."""
     async with recorder.run(name, store=store_dir, **options) as run:
         page = await run.new_page()
         live = await scenario(page)
         recorded = run.stats.live
     assert recorded > 0
-    await aclose_browser()
+    if fresh_browser:
+        await aclose_browser()
     requests, launches = site.requests, launch.launches
     async with recorder.run(name, store=store_dir, **options) as run:
         page = await run.new_page()
@@ -198,7 +208,9 @@ async def test_navigation_methods_replay_their_values(
             page.url,
         ]
 
-    live, replayed = await live_then_replay(scenario, site, store_dir, "navigation")
+    live, replayed = await live_then_replay(
+        scenario, site, store_dir, "navigation", fresh_browser=True
+    )
     assert replayed == live
     first = replayed[0]
     assert isinstance(first, NavigationResult)
@@ -652,85 +664,162 @@ async def test_unwrap_starts_the_browser_and_returns_the_real_page(
 # -- 5. run.wrap ---------------------------------------------------------------------------
 
 
-@on_module_loop
-async def test_wrapped_page_records_and_replays(
-    aio: None, site: FixtureSite, store_dir: Path
-) -> None:
-    """Steps on a page you launched yourself, wrapped with run.wrap, are recorded and
-    replay with no request (and no launch by the recorder)."""
-
-    async def scenario(page: Any) -> list[Any]:
-        await sign_in(page, site)
-        return [await page.locator("#signed-in-as").inner_text(), page.url]
-
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def own_browser() -> AsyncIterator[Any]:
+    """A Chromium launched by the tests themselves, not through the recorder."""
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
         try:
-            own = await browser.new_page()
-            launches = launch.launches
-            async with recorder.run("wrapped", store=store_dir) as run:
-                live = await scenario(run.wrap(own))
-            assert run.stats.live == 5
-            assert live == [f"Signed in as {EMAIL}", site.url + "/account"]
-            requests = site.requests
-            fresh = await browser.new_page()
-            async with recorder.run("wrapped", store=store_dir) as run:
-                replayed = await scenario(run.wrap(fresh))
-                assert (run.stats.live, run.stats.replayed) == (0, 5)
-            assert replayed == live
-            assert site.requests == requests
-            assert fresh.url == "about:blank"
-            assert launch.launches == launches
+            yield browser
         finally:
             await browser.close()
+
+
+@on_module_loop
+async def test_wrapped_page_records_and_replays(
+    aio: None, site: FixtureSite, store_dir: Path, own_browser: Any
+) -> None:
+    """Steps on a page you launched yourself, wrapped with run.wrap, are recorded and
+    replay with no request (and no launch by the recorder); the replay leaves your
+    page untouched."""
+
+    async def scenario(page: Any) -> list[Any]:
+        await sign_in(page, site)
+        return [await page.locator("#signed-in-as").inner_text()]
+
+    launches = launch.launches
+    own = await own_browser.new_page()
+    async with recorder.run("wrapped", store=store_dir) as run:
+        live = await scenario(run.wrap(own))
+        assert run.stats.live == 5
+    assert live == [f"Signed in as {EMAIL}"]
+    assert own.url == site.url + "/account"
+    requests = site.requests
+    fresh = await own_browser.new_page()
+    async with recorder.run("wrapped", store=store_dir) as run:
+        replayed = await scenario(run.wrap(fresh))
+        assert (run.stats.live, run.stats.replayed) == (0, 5)
+    assert replayed == live
+    assert site.requests == requests
+    assert fresh.url == "about:blank"
+    assert launch.launches == launches
+
+
+@pytest.mark.xfail(
+    reason=(
+        "run.wrap() marks the page live from the start (state.real is set), so "
+        "RecordedPage.url returns the real page's URL even while every step replays: "
+        "after replaying a sign-in it is 'about:blank', where the live run saw /account"
+    ),
+    strict=True,
+)
+@on_module_loop
+async def test_wrapped_page_url_replays_the_recorded_url(
+    aio: None, site: FixtureSite, store_dir: Path, own_browser: Any
+) -> None:
+    """page.url on a wrapped page is the same live and replayed."""
+    async with recorder.run("wrapped-url", store=store_dir) as run:
+        page = run.wrap(await own_browser.new_page())
+        await sign_in(page, site)
+        live = page.url
+    assert live == site.url + "/account"
+    async with recorder.run("wrapped-url", store=store_dir) as run:
+        page = run.wrap(await own_browser.new_page())
+        await sign_in(page, site)
+        assert run.stats.live == 0
+        assert page.url == live
+
+
+@pytest.mark.xfail(
+    reason=(
+        "PageState.live_steps returns a wrapped page as it is (state.real is set by "
+        "run.wrap), so after replayed steps the first live step runs on the un-restored "
+        "page (about:blank) and times out, instead of continuing from the last checkpoint "
+        "(/account, signed in)"
+    ),
+    raises=PlaywrightTimeoutError,
+    strict=True,
+)
+@on_module_loop
+async def test_wrapped_page_resumes_from_the_checkpoint(
+    aio: None, site: FixtureSite, store_dir: Path, own_browser: Any
+) -> None:
+    """An interrupted run on a wrapped page resumes: the first live step after the
+    replayed ones sees the page the record left (signed in, on /account)."""
+    with pytest.raises(KeyboardInterrupt):
+        async with recorder.run("wrapped-resume", store=store_dir) as run:
+            await sign_in(run.wrap(await own_browser.new_page()), site)
+            raise KeyboardInterrupt
+    async with recorder.run("wrapped-resume", store=store_dir) as run:
+        page = run.wrap(await own_browser.new_page())
+        await sign_in(page, site)
+        text = await page.locator("#signed-in-as").inner_text(timeout=SHORT)
+    assert text == f"Signed in as {EMAIL}"
 
 
 # -- 6. the sync API -----------------------------------------------------------------------
 
 
-def test_sync_api_records_and_replays(site: FixtureSite, store_dir: Path) -> None:
+@pytest.fixture(scope="module")
+def sync_browser_closed_at_end() -> Iterator[None]:
+    """Close the sync API's shared browser when the module's tests are done."""
+    yield
+    close_browser()
+
+
+def test_sync_keyboard_reaches_the_real_page(
+    sync_browser_closed_at_end: None, site: FixtureSite, store_dir: Path
+) -> None:
+    """On a sync recorded page, page.keyboard warns with UnrecordedWarning and is the
+    real page's keyboard; page.unwrap() is the real sync Playwright page."""
+    with recorder.run("sync-keyboard", store=store_dir) as run:
+        page = run.new_page()
+        page.goto(site.url + "/keyboard")
+        page.locator("#key-input").click()
+        with pytest.warns(UnrecordedWarning, match="keyboard"):
+            keyboard = page.keyboard
+        keyboard.type("hi")
+        keyboard.press("Enter")
+        assert page.locator("#typed").inner_text() == "You typed: hi"
+        assert isinstance(page.unwrap(), SyncPage)
+
+
+def test_sync_api_records_and_replays(
+    sync_browser_closed_at_end: None, site: FixtureSite, store_dir: Path
+) -> None:
     """In plain sync code, ``with recorder.run(...)`` gives a sync recorded page whose
-    steps replay with no request and no launch."""
+    steps replay with no request and no launch (the browser is closed before)."""
 
     def scenario(run: recorder.Run) -> list[Any]:
         page = run.new_page()
         result = page.goto(site.url + "/search?q=rome")
         return [
             result,
+            page.url,
             page.locator("#result-count").inner_text(),
             page.get_by_test_id("result").first.inner_text(),
             [item.get_attribute("data-id") for item in page.locator("li.result").all()],
         ]
 
+    rome = [f for f in CATALOGUE if "rome" in f.title.lower()]
     try:
         with recorder.run("sync", store=store_dir) as run:
             live = scenario(run)
             assert run.stats.live > 0
-        assert isinstance(live[0], NavigationResult) and live[0].status == 200
+        assert live == [
+            NavigationResult(site.url + "/search?q=rome", 200, True, "OK"),
+            site.url + "/search?q=rome",
+            f"{len(rome)} results",
+            rome[0].label,
+            [str(f.id) for f in rome[:PER_PAGE]],
+        ]
         close_browser()
         requests, launches = site.requests, launch.launches
         with recorder.run("sync", store=store_dir) as run:
             replayed = scenario(run)
-            assert run.stats.live == 0
+            assert (run.stats.live, run.stats.replayed) == (0, 4 + len(live[4]))
         assert replayed == live
         assert (site.requests, launch.launches) == (requests, launches)
-    finally:
-        close_browser()
-
-
-def test_sync_keyboard_reaches_the_real_page(site: FixtureSite, store_dir: Path) -> None:
-    """On a sync recorded page, page.keyboard warns and is the real page's keyboard."""
-    try:
-        with recorder.run("sync-keyboard", store=store_dir) as run:
-            page = run.new_page()
-            page.goto(site.url + "/keyboard")
-            page.locator("#key-input").click()
-            with pytest.warns(UnrecordedWarning, match="keyboard"):
-                keyboard = page.keyboard
-            keyboard.type("hi")
-            keyboard.press("Enter")
-            assert page.locator("#typed").inner_text() == "You typed: hi"
-            assert isinstance(page.unwrap(), SyncPage)
     finally:
         close_browser()
 
@@ -838,6 +927,39 @@ async def test_restore_does_not_rebuild_the_typed_value(
         value = await page.get_by_label("Email").input_value()
     assert value == ""
     assert last_attempt(store_dir, "restore")["status"].tolist() == ["replayed"] * 2 + ["live"]
+
+
+@on_module_loop
+async def test_restore_brings_back_cookies_and_web_storage(
+    aio: None, site: FixtureSite, store_dir: Path
+) -> None:
+    """With the default "restore", the re-run's first live step sees the checkpoint's
+    URL, session cookie, localStorage and sessionStorage, without redoing the sign-in."""
+
+    async def scenario(run: recorder.Run) -> Any:
+        page = await run.new_page()
+        await sign_in(page, site)
+        await page.goto(site.url + "/storage")
+        await page.locator("#cart-item").fill("flight-7")
+        await page.locator("#save").click()
+        return page
+
+    with pytest.raises(KeyboardInterrupt):
+        async with recorder.run("restored", store=store_dir) as run:
+            await scenario(run)
+            raise KeyboardInterrupt
+    site.reset()
+    async with recorder.run("restored", store=store_dir) as run:
+        page = await scenario(run)
+        values = [
+            await page.locator("#local-value").inner_text(),
+            await page.locator("#session-value").inner_text(),
+        ]
+        await page.goto(site.url + "/account")
+        values.append(await page.locator("#signed-in-as").inner_text())
+    assert values == ["flight-7", "checkout", f"Signed in as {EMAIL}"]
+    assert site.hits.get("/login", 0) == 0
+    assert site.hits["/storage"] == 1
 
 
 @on_module_loop

@@ -15,40 +15,63 @@ from collections.abc import Generator
 from typing import Any
 from urllib.parse import urlsplit
 
-from .drive import Op
+from .drive import Op, Parallel
 
 __all__ = ["CHECKPOINT_VERSION", "capture_steps", "context_options", "restore_steps"]
 
 CHECKPOINT_VERSION = 1
 
 _PAGE_STATE_JS = """() => {
-  const session = [];
-  try {
-    for (let i = 0; i < sessionStorage.length; i++) {
-      const name = sessionStorage.key(i);
-      session.push([name, sessionStorage.getItem(name)]);
-    }
-  } catch (e) {}
-  return {origin: location.origin, session, width: innerWidth, height: innerHeight};
+  const read = (storage) => {
+    const items = [];
+    try {
+      for (let i = 0; i < storage.length; i++) {
+        const name = storage.key(i);
+        items.push([name, storage.getItem(name)]);
+      }
+    } catch (e) {}
+    return items;
+  };
+  return {origin: location.origin, local: read(localStorage), session: read(sessionStorage),
+          width: innerWidth, height: innerHeight};
 }"""
 
 _RESTORE_SESSION_JS = """items => { for (const [k, v] of items) sessionStorage.setItem(k, v); }"""
 _RESTORE_PATH = "/__recorder_restore_session__"
 
 
-def capture_steps(page: Any, *, indexed_db: bool) -> Generator[Op, Any, bytes]:
-    """Steps returning the checkpoint of ``page`` as canonical JSON bytes."""
+def capture_steps(
+    page: Any, local_by_origin: dict[str, list[Any]], *, indexed_db: bool
+) -> Generator[Op, Any, bytes]:
+    """Steps returning the checkpoint of ``page`` as canonical JSON bytes.
+
+    Cookies come from the context and the current origin's storage from one script in
+    the page, read together (two round trips, in parallel with the async API).
+    ``local_by_origin`` carries localStorage of the origins this page visited before
+    and is updated with the current one. With ``indexed_db`` Playwright's
+    ``storage_state(indexed_db=True)`` is used instead, at several times the cost.
+    """
     context = page.context
     if indexed_db:
-        storage = yield lambda: context.storage_state(indexed_db=True)
+        storage, state = yield Parallel(
+            lambda: context.storage_state(indexed_db=True), lambda: page.evaluate(_PAGE_STATE_JS)
+        )
+        origins = storage.get("origins", [])
+        cookies = storage.get("cookies", [])
     else:
-        storage = yield context.storage_state
-    state = yield lambda: page.evaluate(_PAGE_STATE_JS)
+        cookies, state = yield Parallel(context.cookies, lambda: page.evaluate(_PAGE_STATE_JS))
+        if state["origin"].startswith(("http://", "https://")):
+            local_by_origin[state["origin"]] = state["local"]
+        origins = [
+            {"origin": origin, "localStorage": [{"name": k, "value": v} for k, v in items]}
+            for origin, items in sorted(local_by_origin.items())
+            if items
+        ]
     checkpoint = {
         "v": CHECKPOINT_VERSION,
         "url": page.url,
-        "cookies": storage.get("cookies", []),
-        "origins": storage.get("origins", []),
+        "cookies": cookies,
+        "origins": origins,
         "session": {"origin": state["origin"], "items": state["session"]},
         "viewport": page.viewport_size or {"width": state["width"], "height": state["height"]},
     }

@@ -9,15 +9,27 @@ have the same method names, so the same generator serves both.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import Callable, Generator
 from typing import Any, TypeVar
 
-__all__ = ["Op", "Steps", "drive_async", "drive_sync"]
+__all__ = ["Op", "Parallel", "Steps", "drive_async", "drive_sync"]
 
 T = TypeVar("T")
 Op = Callable[[], Any]
 Steps = Generator[Op, Any, T]
+
+
+class Parallel:
+    """Ops whose results are independent: the async driver runs them concurrently, the
+    sync driver one after the other; the generator receives a tuple of results."""
+
+    def __init__(self, *ops: Op) -> None:
+        self.ops = ops
+
+    def __call__(self) -> Any:
+        return tuple(op() for op in self.ops)
 
 
 def drive_sync(steps: Steps[T]) -> T:
@@ -41,6 +53,11 @@ def drive_sync(steps: Steps[T]) -> T:
             error, value = exc, None
 
 
+async def _awaited(op: Op) -> Any:
+    value = op()
+    return await value if inspect.isawaitable(value) else value
+
+
 async def drive_async(steps: Steps[T]) -> T:
     """Run ``steps`` with Playwright's async API."""
     value: Any = None
@@ -52,8 +69,11 @@ async def drive_async(steps: Steps[T]) -> T:
             return stop.value  # type: ignore[no-any-return]
         error = None
         try:
-            value = op()
-            if inspect.isawaitable(value):
-                value = await value
+            if isinstance(op, Parallel):
+                value = tuple(await asyncio.gather(*(_awaited(o) for o in op.ops)))
+            else:
+                value = op()
+                if inspect.isawaitable(value):
+                    value = await value
         except BaseException as exc:
             error, value = exc, None

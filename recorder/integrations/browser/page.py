@@ -176,6 +176,7 @@ class PageState:
         self.url = "about:blank"
         self.checkpoint: str | None = None
         self.history: list[StepRecord] = []
+        self.local_by_origin: dict[str, list[Any]] = {}
         self.real: Any = None
         self.owned = True
 
@@ -239,7 +240,9 @@ class PageState:
             raise
         result = _result_of(action, raw)
         if action in CHANGES_STATE:
-            data = yield from checkpoints.capture_steps(page, indexed_db=run.indexed_db)
+            data = yield from checkpoints.capture_steps(
+                page, self.local_by_origin, indexed_db=run.indexed_db
+            )
             ref = hash_bytes(data)
             blobs[ref] = data
             meta["checkpoint"] = self.checkpoint = ref
@@ -286,6 +289,10 @@ class PageState:
         page = yield context.new_page
         self.real = page
         if restore is not None:
+            self.local_by_origin = {
+                o["origin"]: [[i["name"], i["value"]] for i in o.get("localStorage", [])]
+                for o in restore.get("origins", [])
+            }
             yield from checkpoints.restore_steps(page, restore, _fulfill(self.kind))
         elif run.browser_resume == "reexecute" and self.history:
             yield from self._reexecute_steps(page)
