@@ -21,32 +21,36 @@ from .store import default_directory, open_store
 
 __all__ = ["main"]
 
-_SHOW_COLUMNS = ["attempt", "seq", "kind", "name", "status", "duration_s",
+_SHOW_COLUMNS = ["attempt", "seq", "kind", "name", "status", "selector", "url", "duration_s",
                  "recorded_duration_s", "model", "prompt_tokens", "completion_tokens",
                  "cost_usd", "error"]  # fmt: skip
 
 
 def _parser() -> argparse.ArgumentParser:
+    store_help = "the store directory (default: $RECORDER_DIR or ./.recorder)"
     parser = argparse.ArgumentParser(
-        prog="recorder", description="Inspect and manage recorded agent runs."
+        prog="recorder",
+        description="Inspect and manage recorded agent runs. Times are UTC.",
+        epilog="exit status: 0 success, 1 error or damage found, 2 usage error",
     )
-    parser.add_argument(
-        "--store",
-        metavar="DIR",
-        help="the store directory (default: $RECORDER_DIR or ./.recorder)",
-    )
+    parser.add_argument("--store", metavar="DIR", help=store_help)
+    # --store is accepted after the command too; SUPPRESS keeps the top-level value.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--store", metavar="DIR", default=argparse.SUPPRESS, help=store_help)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    commands.add_parser("ls", help="list the runs in the store")
-    show = commands.add_parser("show", help="show a run's steps as a table")
+    commands.add_parser("ls", parents=[common], help="list the runs in the store")
+    show = commands.add_parser("show", parents=[common], help="show a run's step calls")
     show.add_argument("run", metavar="RUN", help="run name or run id (name@hash)")
     show.add_argument("--attempt", type=int, help="only this attempt")
-    export = commands.add_parser("export", help="write a run's trace to a file")
-    export.add_argument("run", metavar="RUN")
+    export = commands.add_parser("export", parents=[common], help="write a run's trace to a file")
+    export.add_argument("run", metavar="RUN", help="run name or run id (name@hash)")
     export.add_argument("-o", "--output", required=True, metavar="FILE",
                         help="FILE.csv, FILE.parquet or FILE.jsonl")  # fmt: skip
-    commands.add_parser("verify", help="re-hash every blob and check every record")
-    rm = commands.add_parser("rm", help="delete a run and the blobs only it used")
-    rm.add_argument("run", metavar="RUN")
+    commands.add_parser(
+        "verify", parents=[common], help="re-hash every blob and check every record"
+    )
+    rm = commands.add_parser("rm", parents=[common], help="delete a run and the blobs only it used")
+    rm.add_argument("run", metavar="RUN", help="run name or run id (name@hash)")
     return parser
 
 
@@ -66,7 +70,7 @@ def _print_table(frame: object) -> None:
     assert isinstance(frame, pd.DataFrame)
     with pd.option_context("display.max_rows", None, "display.width", 200,
                            "display.max_colwidth", 48):  # fmt: skip
-        print(frame.to_string(index=False))
+        print(frame.to_string(index=False, na_rep="-", float_format=lambda v: f"{v:.6g}"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -93,8 +97,9 @@ def _dispatch(args: argparse.Namespace) -> int:
             print(f"no runs in {journal.store.location}")
             return 0
         frame = runs_frame(rows)
-        frame["created_at"] = frame["created_at"].dt.strftime("%Y-%m-%d %H:%M:%S")
-        frame["last_activity"] = frame["last_activity"].dt.strftime("%Y-%m-%d %H:%M:%S")
+        for column in ("created_at", "last_activity"):
+            frame[column] = frame[column].dt.strftime("%Y-%m-%d %H:%M:%SZ")
+        frame["inputs"] = frame["inputs"].map(_short)
         _print_table(frame)
         return 0
     if args.command == "verify":
@@ -104,7 +109,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         for item in damage:
             print(f"DAMAGED {item}")
         if damage:
-            print(f"{len(damage)} problem(s) in {journal.store.location}", file=sys.stderr)
+            print(f"{len(damage)} problem(s) in {journal.store.location}")
             return 1
         print(f"ok: {blobs} blobs and {steps} step records verified in {journal.store.location}")
         return 0
@@ -125,12 +130,24 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(f"wrote {len(frame)} rows of run {run_id} to {args.output} ({kind})")
         return 0
     if args.attempt is not None:
+        numbers = [a.number for a in history.attempts]
+        if args.attempt not in numbers:
+            raise RunNotFoundError(
+                f"run {run_id} has no attempt {args.attempt}; its attempts are "
+                f"{', '.join(map(str, numbers)) or 'none'}."
+            )
         frame = frame[frame["attempt"] == args.attempt]
     summary = history.summary()
     print(f"run {run_id}  status {summary['status']}  attempts {summary['attempts']}  "
-          f"steps {summary['steps']}  inputs {summary['inputs']}")  # fmt: skip
+          f"recorded steps {summary['steps']}  calls shown {len(frame)}  "
+          f"inputs {_short(summary['inputs'])}")  # fmt: skip
     if frame.empty:
         print("(no step calls)")
     else:
-        _print_table(frame[_SHOW_COLUMNS].round(4))
+        columns = [c for c in _SHOW_COLUMNS if c in frame.columns]
+        _print_table(frame[columns])
     return 0
+
+
+def _short(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."

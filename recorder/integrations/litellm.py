@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import inspect
 import math
+import os
 import urllib.parse
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -81,10 +82,15 @@ def _bind(which: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str
     return bound
 
 
+def _secret_env(name: str) -> bool:
+    return name.upper().endswith(("_KEY", "_TOKEN", "_SECRET", "_PASSWORD"))
+
+
 def secrets_of(kwargs: dict[str, Any]) -> list[str]:
     """Every string the unkeyed parameters carry (keys, endpoints and their query
-    values, header values, credentials, metadata): redacted from recorded errors."""
-    found: list[str] = []
+    values, header values, credentials, metadata), and the values of environment
+    variables named like secrets (``OPENAI_API_KEY``): redacted from recorded errors."""
+    found: list[str] = [v for k, v in os.environ.items() if _secret_env(k)]
     stack = [v for k, v in kwargs.items() if v is not None and _not_keyed(k)]
     while stack:
         value = stack.pop()

@@ -7,16 +7,19 @@ that reach the real page; ``run.wrap``; the sync API; secrets that stay in the s
 database; ``browser_resume="reexecute"``; and no leaked Chromium processes.
 
 Async tests share the module's event loop, so one Chromium launch serves several tests
-(a launch costs about two seconds); a test that needs "no browser is running" closes it
-first. The one FixtureSite is shared too, with its counters reset before each test.
+(a launch costs about two seconds). A test that needs "no browser is running" closes it
+itself, and sits right after a test that closed it, only to save launches. The sync
+tests come last: while the sync API's browser runs, Playwright marks its own loop as
+running in the main thread, which would stop pytest-asyncio from running the module's
+loop; each sync test closes that browser. One FixtureSite serves the module, with its
+counters zeroed before each test.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import csv
-import json
+import inspect
 import os
 import re
 import stat
@@ -42,7 +45,7 @@ from recorder.export import write_frame
 from recorder.integrations.browser import (
     BrowserReexecutionError,
     NavigationResult,
-    RecordedLocator,
+    RecordedPage,
     UnrecordedWarning,
     aclose_browser,
     close_browser,
@@ -72,7 +75,7 @@ on_module_loop = pytest.mark.asyncio(loop_scope="module")
 if not os.path.exists(CHROMIUM):
     pytest.skip(f"{CHROMIUM} is not installed", allow_module_level=True)
 
-Scenario = Callable[[Any], Awaitable[list[Any]]]
+Scenario = Callable[[Any], Awaitable[Any]]
 
 
 # -- fixtures ----------------------------------------------------------------------------
@@ -120,7 +123,7 @@ async def live_then_replay(
     *,
     fresh_browser: bool = False,
     **options: Any,
-) -> tuple[list[Any], list[Any]]:
+) -> tuple[Any, Any]:
     """Run ``scenario`` on a recorded page live, then again in a new attempt, which must
     replay every step: no request to the site, no Chromium launch, no live step, and a
     page that never started. With ``fresh_browser`` the shared browser is closed before
@@ -154,10 +157,12 @@ async def sign_in(page: Any, site: FixtureSite, email: str = EMAIL) -> None:
 
 
 def chromium_processes(marker: str) -> int:
-    """Live (not zombie) Chromium processes whose environment carries ``marker``: the
-    ones this test's browser started, even if one were orphaned, and none of another
-    test session running on the same machine."""
-    count = 0
+    """Live (not zombie) processes whose command line names chromium and that belong to
+    a browser launched with ``marker`` in its environment: the marked processes (the
+    browser, and its crash handlers even once orphaned) and their descendants (zygotes,
+    GPU, utility and renderer processes, which Chromium starts with another environment).
+    Chromium processes of other sessions on the machine are not counted."""
+    table: dict[int, tuple[int, bool, bool, bool]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -165,13 +170,31 @@ def chromium_processes(marker: str) -> int:
         try:
             cmdline = (base / "cmdline").read_bytes()
             environ = (base / "environ").read_bytes()
-            status = (base / "status").read_text()
-        except OSError:
+            status = dict(line.split(":", 1) for line in (base / "status").read_text().splitlines())
+        except (OSError, ValueError):
             continue
-        state = next((ln.split()[1] for ln in status.splitlines() if ln.startswith("State:")), "")
-        if b"chromium" in cmdline and marker.encode() in environ and state != "Z":
-            count += 1
-    return count
+        table[int(entry)] = (
+            int(status["PPid"]),
+            b"chromium" in cmdline,
+            marker.encode() in environ,
+            status["State"].split()[0] == "Z",
+        )
+
+    def marked(pid: int) -> bool:
+        seen = set()
+        while pid in table and pid not in seen:
+            seen.add(pid)
+            parent, _, has_marker, _ = table[pid]
+            if has_marker:
+                return True
+            pid = parent
+        return False
+
+    return sum(
+        1
+        for pid, (_, chromium, _, zombie) in table.items()
+        if chromium and not zombie and marked(pid)
+    )
 
 
 async def settle(marker: str, want: Callable[[int], bool], timeout: float = 5.0) -> int:
@@ -184,7 +207,7 @@ async def settle(marker: str, want: Callable[[int], bool], timeout: float = 5.0)
     return count
 
 
-# -- 1. every recorded method: same value live and replayed, nothing sent ---------------
+# -- replaying every recorded method: same values, nothing sent, nothing launched ----------
 
 
 @on_module_loop
@@ -192,34 +215,108 @@ async def test_navigation_methods_replay_their_values(
     aio: None, site: FixtureSite, store_dir: Path
 ) -> None:
     """goto, reload, go_back, go_forward, wait_for_url, wait_for_load_state and the url
-    property return the same values replayed, with no request and no launch."""
+    property return the same values replayed, with no request and no launch (the
+    browser is closed before the replay, so a replay needing one would launch it)."""
+    search, item = site.url + "/search?q=paris", site.url + "/item/1"
 
-    async def scenario(page: Any) -> list[Any]:
-        return [
-            await page.goto(site.url + "/search?q=paris"),
-            page.url,
-            await page.goto(site.url + "/item/1"),
-            await page.go_back(),
-            page.url,
-            await page.go_forward(),
-            await page.reload(),
-            await page.wait_for_load_state("domcontentloaded"),
-            await page.wait_for_url(re.compile(r".*/item/1$")),
-            page.url,
-        ]
+    async def scenario(page: Any) -> dict[str, Any]:
+        return {
+            "goto": await page.goto(search),
+            "url after goto": page.url,
+            "goto again": await page.goto(item),
+            "go_back": await page.go_back(),
+            "url after go_back": page.url,
+            "go_forward": await page.go_forward(),
+            "reload": await page.reload(),
+            "wait_for_load_state": await page.wait_for_load_state("domcontentloaded"),
+            "wait_for_url": await page.wait_for_url(re.compile(r".*/item/1$")),
+            "url": page.url,
+        }
 
     live, replayed = await live_then_replay(
         scenario, site, store_dir, "navigation", fresh_browser=True
     )
     assert replayed == live
-    first = replayed[0]
-    assert isinstance(first, NavigationResult)
-    assert (first.url, first.status, first.ok) == (site.url + "/search?q=paris", 200, True)
-    assert replayed[3].url == site.url + "/search?q=paris"
-    assert replayed[1] == site.url + "/search?q=paris"
-    assert replayed[4] == site.url + "/search?q=paris"
-    assert replayed[7:9] == [None, None]
-    assert replayed[9] == site.url + "/item/1"
+    assert replayed == {
+        "goto": NavigationResult(search, 200, True, "OK"),
+        "url after goto": search,
+        "goto again": NavigationResult(item, 200, True, "OK"),
+        "go_back": NavigationResult(search, 200, True, "OK"),
+        "url after go_back": search,
+        "go_forward": NavigationResult(item, 200, True, "OK"),
+        "reload": NavigationResult(item, 200, True, "OK"),
+        "wait_for_load_state": None,
+        "wait_for_url": None,
+        "url": item,
+    }
+
+
+# -- Chromium processes (runs while no browser is up, after the test above) ----------------
+
+
+@on_module_loop
+async def test_interrupted_reruns_leak_no_chromium(
+    aio: None, site: FixtureSite, store_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Re-running an interrupted run five times (each interrupted after one live step)
+    leaves no more live Chromium processes than the first run; closing the browser
+    brings the count back to where it started."""
+    await aclose_browser()
+    marker = f"RECORDER_SURFACE_TEST={uuid.uuid4().hex}"
+    key, value = marker.split("=")
+    monkeypatch.setenv(key, value)  # inherited by the driver and Chromium launched below
+    start = await settle(marker, lambda n: n == 0)
+    assert start == 0
+
+    async def attempt() -> None:
+        async with recorder.run("procs", store=store_dir) as run:
+            page = await run.new_page()
+            await page.goto(site.url + "/search")
+            for word in ("paris", "rome", "berlin", "madrid", "lisbon", "vienna"):
+                before = run.stats.live
+                await page.locator("#q").fill(word)
+                if run.stats.live > before:
+                    raise KeyboardInterrupt
+
+    counts: list[int] = []
+    for _ in range(6):
+        with pytest.raises(KeyboardInterrupt):
+            await attempt()
+        counts.append(chromium_processes(marker))
+    first = counts[0]
+    assert first > 0
+    after = await settle(marker, lambda n: n <= first)
+    assert after <= first, counts
+    trace = last_attempt(store_dir, "procs")
+    assert trace["status"].tolist() == ["replayed"] * 6 + ["live"]
+    await aclose_browser()
+    assert await settle(marker, lambda n: n == start) == start
+
+
+# -- unwrap (runs while no browser is up, after the test above) ----------------------------
+
+
+@on_module_loop
+async def test_unwrap_starts_the_browser_and_returns_the_real_page(
+    aio: None, site: FixtureSite, store_dir: Path
+) -> None:
+    """``await page.unwrap()`` launches Chromium when none runs and returns the real
+    Playwright page, which the recorded page then follows."""
+    await aclose_browser()
+    launches = launch.launches
+    async with recorder.run("unwrap", store=store_dir) as run:
+        page = await run.new_page()
+        assert "not started" in repr(page)
+        real = await page.unwrap()
+        assert isinstance(real, AsyncPage)
+        assert launch.launches == launches + 1
+        await real.goto(site.url + "/item/2")
+        assert page.url == site.url + "/item/2"
+        assert await page.locator("#title").inner_text() == CATALOGUE[1].title
+        assert await page.unwrap() is real
+
+
+# -- replaying every recorded method, continued --------------------------------------------
 
 
 @on_module_loop
@@ -249,123 +346,171 @@ async def test_text_input_actions_replay(aio: None, site: FixtureSite, store_dir
 
 @on_module_loop
 async def test_pointer_actions_replay(aio: None, site: FixtureSite, store_dir: Path) -> None:
-    """click, dblclick, hover, locator.drag_to and page.drag_and_drop replay, with the
-    reads that see their effects, with no request and no launch."""
+    """click, dblclick, hover, locator.drag_to and page.drag_and_drop, on locators and
+    on the page, replay with the reads that see their effects, with no request and no
+    launch."""
 
-    async def scenario(page: Any) -> list[Any]:
-        out: list[Any] = []
+    async def scenario(page: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {}
         await page.goto(site.url + "/search")
         await page.locator("#q").fill("rome")
-        out.append(await page.locator("#search").click())
-        out.append(page.url)
-        out.append(await page.click("#next"))
-        out.append(page.url)
+        out["locator.click"] = await page.locator("#search").click()
+        out["url after locator.click"] = page.url
+        out["page.click"] = await page.click("#next")
+        out["url after page.click"] = page.url
         await page.goto(site.url + "/dblclick")
-        out.append(await page.get_by_test_id("dbl-target").dblclick())
-        out.append(await page.dblclick("#dbl-target"))
-        out.append(await page.locator("#dbl-status").inner_text())
+        out["locator.dblclick"] = await page.get_by_test_id("dbl-target").dblclick()
+        out["page.dblclick"] = await page.dblclick("#dbl-target")
+        out["dbl-status"] = await page.locator("#dbl-status").inner_text()
         await page.goto(site.url + "/hover")
-        out.append(await page.is_visible("#hover-reveal"))
-        out.append(await page.get_by_test_id("hover-target").hover())
-        out.append(await page.is_visible("#hover-reveal"))
+        out["revealed before hover"] = await page.is_visible("#hover-reveal")
+        out["hover"] = await page.get_by_test_id("hover-target").hover()
+        out["revealed after hover"] = await page.is_visible("#hover-reveal")
         await page.goto(site.url + "/drag")
         target = page.get_by_test_id("drop-target")
-        out.append(await page.get_by_test_id("drag-source").drag_to(target))
-        out.append(await page.locator("#drag-status").inner_text())
+        out["drag_to"] = await page.get_by_test_id("drag-source").drag_to(target)
+        out["status after drag_to"] = await page.locator("#drag-status").inner_text()
         await page.reload()
-        out.append(await page.drag_and_drop("#drag-source", "#drop-target"))
-        out.append(await page.text_content("#drag-status"))
+        out["drag_and_drop"] = await page.drag_and_drop("#drag-source", "#drop-target")
+        out["status after drag_and_drop"] = await page.text_content("#drag-status")
         return out
 
     live, replayed = await live_then_replay(scenario, site, store_dir, "pointer")
     assert replayed == live
-    assert replayed[1] == site.url + "/search?q=rome"
-    assert replayed[3] == site.url + "/search?q=rome&page=2"
-    assert replayed[6] == "Double-clicked 2 times"
-    assert replayed[7:10] == [False, None, True]
-    assert replayed[11] == replayed[13] == "Dropped drag-source"
+    assert replayed == {
+        "locator.click": None,
+        "url after locator.click": site.url + "/search?q=rome",
+        "page.click": None,
+        "url after page.click": site.url + "/search?q=rome&page=2",
+        "locator.dblclick": None,
+        "page.dblclick": None,
+        "dbl-status": "Double-clicked 2 times",
+        "revealed before hover": False,
+        "hover": None,
+        "revealed after hover": True,
+        "drag_to": None,
+        "status after drag_to": "Dropped drag-source",
+        "drag_and_drop": None,
+        "status after drag_and_drop": "Dropped drag-source",
+    }
 
 
 @on_module_loop
 async def test_form_control_actions_replay(
     aio: None, site: FixtureSite, store_dir: Path, tmp_path: Path
 ) -> None:
-    """check, uncheck, select_option and set_input_files (a real temporary file), on
-    locators and on the page, replay their results with no request and no launch."""
+    """check, uncheck, select_option and set_input_files (a real temporary file, as a
+    str and as a Path), on locators and on the page, replay their results and the reads
+    that see them (is_checked, input_value) with no request and no launch."""
     upload = tmp_path / "ticket.txt"
     upload.write_text("boarding pass")
 
-    async def scenario(page: Any) -> list[Any]:
+    async def scenario(page: Any) -> dict[str, Any]:
         await page.goto(site.url + "/order/1")
-        return [
-            await page.locator("#seats").select_option("3"),
-            await page.select_option("#seats", label="2"),
-            await page.input_value("#seats"),
-            await page.get_by_label("Business").check(),
-            await page.is_checked("#fare-business"),
-            await page.check("#terms"),
-            await page.uncheck("#terms"),
-            await page.locator("#terms").is_checked(),
-            await page.locator("#terms").check(),
-            await page.is_checked("#terms"),
-            await page.locator("#terms").uncheck(),
-            await page.locator("#terms").is_checked(),
-            await page.locator("#attachment").set_input_files(str(upload)),
-            await page.locator("#attachment").input_value(),
-            await page.set_input_files("#attachment", upload),
-            await page.input_value("#attachment"),
-        ]
+        terms = page.locator("#terms")
+        return {
+            "locator.select_option": await page.locator("#seats").select_option("3"),
+            "page.select_option": await page.select_option("#seats", label="2"),
+            "seats": await page.input_value("#seats"),
+            "locator.check radio": await page.get_by_label("Business").check(),
+            "business checked": await page.is_checked("#fare-business"),
+            "page.check": await page.check("#terms"),
+            "page.uncheck": await page.uncheck("#terms"),
+            "terms after page.uncheck": await terms.is_checked(),
+            "locator.check": await terms.check(),
+            "terms after locator.check": await page.is_checked("#terms"),
+            "locator.uncheck": await terms.uncheck(),
+            "terms after locator.uncheck": await terms.is_checked(),
+            "locator.set_input_files": await page.locator("#attachment").set_input_files(
+                str(upload)
+            ),
+            "file after locator.set_input_files": await page.locator("#attachment").input_value(),
+            "page.set_input_files": await page.set_input_files("#attachment", upload),
+            "file after page.set_input_files": await page.input_value("#attachment"),
+        }
 
     live, replayed = await live_then_replay(scenario, site, store_dir, "form")
     assert replayed == live
-    assert replayed[:5] == [["3"], ["2"], "2", None, True]
-    assert replayed[7] is False and replayed[9] is True and replayed[11] is False
-    assert replayed[13] == replayed[15] == "C:\\fakepath\\ticket.txt"
+    assert replayed == {
+        "locator.select_option": ["3"],
+        "page.select_option": ["2"],
+        "seats": "2",
+        "locator.check radio": None,
+        "business checked": True,
+        "page.check": None,
+        "page.uncheck": None,
+        "terms after page.uncheck": False,
+        "locator.check": None,
+        "terms after locator.check": True,
+        "locator.uncheck": None,
+        "terms after locator.uncheck": False,
+        "locator.set_input_files": None,
+        "file after locator.set_input_files": "C:\\fakepath\\ticket.txt",
+        "page.set_input_files": None,
+        "file after page.set_input_files": "C:\\fakepath\\ticket.txt",
+    }
 
 
 @on_module_loop
 async def test_read_methods_replay(aio: None, site: FixtureSite, store_dir: Path) -> None:
     """content, title, url, inner_text, text_content, input_value, get_attribute,
-    is_visible, is_checked, evaluate, count, all_inner_texts, all_text_contents and
-    aria_snapshot return the same values replayed, with no request and no launch."""
+    is_visible, evaluate (page and locator), count, all_inner_texts, all_text_contents
+    and aria_snapshot return the same values replayed, with no request and no launch
+    (is_checked is in the form controls test)."""
     paris = [f.label for f in CATALOGUE if "paris" in f.title.lower()]
+    pages = -(-len(paris) // PER_PAGE)
 
-    async def scenario(page: Any) -> list[Any]:
+    async def scenario(page: Any) -> dict[str, Any]:
         await page.goto(site.url + "/search?q=paris")
         results = page.locator("li.result")
-        return [
-            await page.content(),
-            await page.title(),
-            page.url,
-            await page.locator("#result-count").inner_text(),
-            await page.text_content("#page-info"),
-            await page.locator("#page-info").text_content(),
-            await page.locator("#q").input_value(),
-            await page.locator("#next").get_attribute("href"),
-            await page.get_attribute("#next", "rel"),
-            await page.locator("#results").is_visible(),
-            await page.is_visible("#no-results"),
-            await page.evaluate("() => document.querySelectorAll('li.result').length"),
-            await page.evaluate("([a, b]) => ({sum: a + b, list: [a, b]})", [2, 3]),
-            await page.locator("#q").evaluate("el => el.placeholder"),
-            await results.count(),
-            await results.all_inner_texts(),
-            await results.all_text_contents(),
-            await page.locator("#results").aria_snapshot(),
-        ]
+        return {
+            "content": await page.content(),
+            "title": await page.title(),
+            "url": page.url,
+            "inner_text": await page.locator("#result-count").inner_text(),
+            "page.inner_text": await page.inner_text("#result-count"),
+            "text_content": await page.locator("#page-info").text_content(),
+            "page.text_content": await page.text_content("#page-info"),
+            "input_value": await page.locator("#q").input_value(),
+            "page.input_value": await page.input_value("#q"),
+            "get_attribute": await page.locator("#next").get_attribute("href"),
+            "page.get_attribute": await page.get_attribute("#next", "rel"),
+            "is_visible": await page.locator("#results").is_visible(),
+            "page.is_visible": await page.is_visible("#no-results"),
+            "evaluate": await page.evaluate("() => document.querySelectorAll('li').length"),
+            "evaluate with arg": await page.evaluate("([a, b]) => ({sum: a + b})", [2, 3]),
+            "locator.evaluate": await page.locator("#q").evaluate("el => el.placeholder"),
+            "count": await results.count(),
+            "all_inner_texts": await results.all_inner_texts(),
+            "all_text_contents": await results.all_text_contents(),
+            "aria_snapshot": await page.locator("#results").aria_snapshot(),
+        }
 
     live, replayed = await live_then_replay(scenario, site, store_dir, "reads")
     assert replayed == live
-    assert "<h1>Find a flight</h1>" in replayed[0]
-    assert replayed[1:4] == ["Search flights", site.url + "/search?q=paris", f"{len(paris)} results"]
-    assert replayed[4] == replayed[5] == f"Page 1 of {-(-len(paris) // PER_PAGE)}"
-    assert replayed[6:9] == ["paris", "/search?q=paris&page=2", "next"]
-    assert replayed[9:12] == [True, False, PER_PAGE]
-    assert replayed[12] == {"sum": 5, "list": [2, 3]}
-    assert replayed[13] == "Search flights"
-    assert replayed[14] == PER_PAGE
-    assert replayed[15] == replayed[16] == paris[:PER_PAGE]
-    assert "listitem" in replayed[17] and paris[0] in replayed[17]
+    assert "<h1>Find a flight</h1>" in replayed.pop("content")
+    snapshot = replayed.pop("aria_snapshot")
+    assert snapshot.startswith("- list") and "- listitem:" in snapshot and paris[0] in snapshot
+    assert replayed == {
+        "title": "Search flights",
+        "url": site.url + "/search?q=paris",
+        "inner_text": f"{len(paris)} results",
+        "page.inner_text": f"{len(paris)} results",
+        "text_content": f"Page 1 of {pages}",
+        "page.text_content": f"Page 1 of {pages}",
+        "input_value": "paris",
+        "page.input_value": "paris",
+        "get_attribute": "/search?q=paris&page=2",
+        "page.get_attribute": "next",
+        "is_visible": True,
+        "page.is_visible": False,
+        "evaluate": PER_PAGE,
+        "evaluate with arg": {"sum": 5},
+        "locator.evaluate": "Search flights",
+        "count": PER_PAGE,
+        "all_inner_texts": paris[:PER_PAGE],
+        "all_text_contents": paris[:PER_PAGE],
+    }
 
 
 @on_module_loop
@@ -417,49 +562,59 @@ async def test_screenshot_path_is_written_on_replay(
 @on_module_loop
 async def test_locator_chains_replay(aio: None, site: FixtureSite, store_dir: Path) -> None:
     """locator, get_by_role, get_by_text, get_by_label, get_by_placeholder,
-    get_by_test_id, nth, first, last, filter(has_text=), filter(has=locator) and
-    ``await locator.all()`` resolve to the same elements live and replayed."""
+    get_by_test_id, nth, first, last, filter(has_text=), filter(has=locator), chains of
+    them and ``await locator.all()`` find the same elements live and replayed."""
     every = [f for f in CATALOGUE if "paris" in f.title.lower()]
     paris = every[:PER_PAGE]
 
-    async def scenario(page: Any) -> list[Any]:
+    async def scenario(page: Any) -> dict[str, Any]:
         await page.goto(site.url + "/search?q=paris")
         results = page.locator("li.result")
         items = await results.all()
-        out: list[Any] = [
-            await results.first.inner_text(),
-            await results.last.inner_text(),
-            await results.nth(1).inner_text(),
-            await page.get_by_role("button", name="Search").inner_text(),
-            await page.get_by_role("link", name=re.compile("^Next")).get_attribute("href"),
-            await page.get_by_text(re.compile(r"^\d+ results$")).inner_text(),
-            await page.get_by_placeholder("Search flights").input_value(),
-            await page.get_by_test_id("page-info").inner_text(),
-            await results.filter(has_text="Rome").all_inner_texts(),
-            await results.filter(has=page.locator("a[href='/item/1']")).get_attribute("data-id"),
-            await page.locator("#results").get_by_role("link").last.inner_text(),
-            [type(item).__name__ for item in items],
-            [await item.get_attribute("data-id") for item in items],
-        ]
+        out = {
+            "first": await results.first.inner_text(),
+            "last": await results.last.inner_text(),
+            "nth": await results.nth(1).inner_text(),
+            "get_by_role": await page.get_by_role("button", name="Search").inner_text(),
+            "get_by_role regex": await page.get_by_role(
+                "link", name=re.compile("^Next")
+            ).get_attribute("href"),
+            "get_by_text regex": await page.get_by_text(re.compile(r"^\d+ results$")).inner_text(),
+            "get_by_placeholder": await page.get_by_placeholder("Search flights").input_value(),
+            "get_by_test_id": await page.get_by_test_id("page-info").inner_text(),
+            "filter has_text": await results.filter(has_text="Rome").all_inner_texts(),
+            "filter has": await results.filter(has=page.locator("a[href='/item/1']")).get_attribute(
+                "data-id"
+            ),
+            "chain": await page.locator("#results").get_by_role("link").last.inner_text(),
+            "all types": [type(item).__name__ for item in items],
+            "all ids": [await item.get_attribute("data-id") for item in items],
+        }
         await page.goto(site.url + "/login")
-        out.append(await page.get_by_label("Email").get_attribute("type"))
+        out["get_by_label"] = await page.get_by_label("Email").get_attribute("type")
         return out
 
     live, replayed = await live_then_replay(scenario, site, store_dir, "locators")
     assert replayed == live
-    assert replayed[0:3] == [paris[0].label, paris[-1].label, paris[1].label]
-    assert replayed[3] == "Search"
-    assert replayed[4] == "/search?q=paris&page=2"
-    assert replayed[5:8] == [f"{len(every)} results", "paris", f"Page 1 of {-(-len(every) // PER_PAGE)}"]
-    assert replayed[8] == [f.label for f in paris if "Rome" in f.label]
-    assert replayed[9] == "1"
-    assert replayed[10] == paris[-1].label
-    assert replayed[11] == ["RecordedLocator"] * len(paris)
-    assert replayed[12] == [str(f.id) for f in paris]
-    assert replayed[13] == "email"
+    assert replayed == {
+        "first": paris[0].label,
+        "last": paris[-1].label,
+        "nth": paris[1].label,
+        "get_by_role": "Search",
+        "get_by_role regex": "/search?q=paris&page=2",
+        "get_by_text regex": f"{len(every)} results",
+        "get_by_placeholder": "paris",
+        "get_by_test_id": f"Page 1 of {-(-len(every) // PER_PAGE)}",
+        "filter has_text": [f.label for f in paris if "Rome" in f.label],
+        "filter has": "1",
+        "chain": paris[-1].label,
+        "all types": ["RecordedLocator"] * len(paris),
+        "all ids": [str(f.id) for f in paris],
+        "get_by_label": "email",
+    }
 
 
-# -- 2. keys follow the page's history --------------------------------------------------
+# -- keys follow the page's history --------------------------------------------------------
 
 
 @on_module_loop
@@ -495,7 +650,7 @@ async def test_changed_step_sends_the_rest_of_the_page_live(
     assert trace["status"].tolist() == ["replayed"] + ["live"] * 5
 
 
-# -- 3. the trace --------------------------------------------------------------------------
+# -- the trace -----------------------------------------------------------------------------
 
 
 @on_module_loop
@@ -590,10 +745,10 @@ async def test_failed_step_is_screenshotted_and_replays_its_error(
         replayed = await scenario(await run.new_page())
         assert run.stats.live == 0
     assert site.requests == requests
-    assert replayed.startswith(live)
+    assert replayed == live
 
 
-# -- 4. what is not recorded ----------------------------------------------------------------
+# -- what is not recorded ------------------------------------------------------------------
 
 
 @on_module_loop
@@ -641,27 +796,7 @@ async def test_async_keyboard_reaches_the_real_page(
         assert await page.locator("#key-input").input_value() == "hi"
 
 
-@on_module_loop
-async def test_unwrap_starts_the_browser_and_returns_the_real_page(
-    aio: None, site: FixtureSite, store_dir: Path
-) -> None:
-    """``await page.unwrap()`` launches Chromium when none runs and returns the real
-    Playwright page, which the recorded page then follows."""
-    await aclose_browser()
-    launches = launch.launches
-    async with recorder.run("unwrap", store=store_dir) as run:
-        page = await run.new_page()
-        assert "not started" in repr(page)
-        real = await page.unwrap()
-        assert isinstance(real, AsyncPage)
-        assert launch.launches == launches + 1
-        await real.goto(site.url + "/item/2")
-        assert page.url == site.url + "/item/2"
-        assert await page.locator("#title").inner_text() == CATALOGUE[1].title
-        assert await page.unwrap() is real
-
-
-# -- 5. run.wrap ---------------------------------------------------------------------------
+# -- run.wrap ------------------------------------------------------------------------------
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -757,74 +892,7 @@ async def test_wrapped_page_resumes_from_the_checkpoint(
     assert text == f"Signed in as {EMAIL}"
 
 
-# -- 6. the sync API -----------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def sync_browser_closed_at_end() -> Iterator[None]:
-    """Close the sync API's shared browser when the module's tests are done."""
-    yield
-    close_browser()
-
-
-def test_sync_keyboard_reaches_the_real_page(
-    sync_browser_closed_at_end: None, site: FixtureSite, store_dir: Path
-) -> None:
-    """On a sync recorded page, page.keyboard warns with UnrecordedWarning and is the
-    real page's keyboard; page.unwrap() is the real sync Playwright page."""
-    with recorder.run("sync-keyboard", store=store_dir) as run:
-        page = run.new_page()
-        page.goto(site.url + "/keyboard")
-        page.locator("#key-input").click()
-        with pytest.warns(UnrecordedWarning, match="keyboard"):
-            keyboard = page.keyboard
-        keyboard.type("hi")
-        keyboard.press("Enter")
-        assert page.locator("#typed").inner_text() == "You typed: hi"
-        assert isinstance(page.unwrap(), SyncPage)
-
-
-def test_sync_api_records_and_replays(
-    sync_browser_closed_at_end: None, site: FixtureSite, store_dir: Path
-) -> None:
-    """In plain sync code, ``with recorder.run(...)`` gives a sync recorded page whose
-    steps replay with no request and no launch (the browser is closed before)."""
-
-    def scenario(run: recorder.Run) -> list[Any]:
-        page = run.new_page()
-        result = page.goto(site.url + "/search?q=rome")
-        return [
-            result,
-            page.url,
-            page.locator("#result-count").inner_text(),
-            page.get_by_test_id("result").first.inner_text(),
-            [item.get_attribute("data-id") for item in page.locator("li.result").all()],
-        ]
-
-    rome = [f for f in CATALOGUE if "rome" in f.title.lower()]
-    try:
-        with recorder.run("sync", store=store_dir) as run:
-            live = scenario(run)
-            assert run.stats.live > 0
-        assert live == [
-            NavigationResult(site.url + "/search?q=rome", 200, True, "OK"),
-            site.url + "/search?q=rome",
-            f"{len(rome)} results",
-            rome[0].label,
-            [str(f.id) for f in rome[:PER_PAGE]],
-        ]
-        close_browser()
-        requests, launches = site.requests, launch.launches
-        with recorder.run("sync", store=store_dir) as run:
-            replayed = scenario(run)
-            assert (run.stats.live, run.stats.replayed) == (0, 4 + len(live[4]))
-        assert replayed == live
-        assert (site.requests, launch.launches) == (requests, launches)
-    finally:
-        close_browser()
-
-
-# -- 7. secrets ------------------------------------------------------------------------------
+# -- secrets -------------------------------------------------------------------------------
 
 
 @on_module_loop
@@ -884,7 +952,7 @@ async def test_cookies_and_storage_stay_in_the_database(
     assert stat.S_IMODE(store_dir.stat().st_mode) == 0o700
 
 
-# -- 8. browser_resume="reexecute" -------------------------------------------------------------
+# -- resuming: restore and reexecute -------------------------------------------------------
 
 
 async def interrupted_after_fill(store_dir: Path, site: FixtureSite, name: str) -> None:
@@ -1025,43 +1093,92 @@ async def test_reexecute_expects_a_recorded_failure(
     assert value == "typed@example.com"
 
 
-# -- 9. Chromium processes ---------------------------------------------------------------------
+# -- the sync API (last: a running sync browser blocks the asyncio tests' loop) ------------
 
 
-@on_module_loop
-async def test_interrupted_reruns_leak_no_chromium(
-    aio: None, site: FixtureSite, store_dir: Path, monkeypatch: pytest.MonkeyPatch
+def test_sync_keyboard_reaches_the_real_page(site: FixtureSite, store_dir: Path) -> None:
+    """On a sync recorded page, page.keyboard warns with UnrecordedWarning and is the
+    real page's keyboard (the async counterpart is the xfail above); page.unwrap() is
+    the real sync Playwright page."""
+    try:
+        with recorder.run("sync-keyboard", store=store_dir) as run:
+            page = run.new_page()
+            page.goto(site.url + "/keyboard")
+            page.locator("#key-input").click()
+            with pytest.warns(UnrecordedWarning, match="keyboard"):
+                keyboard = page.keyboard
+            keyboard.type("hi")
+            keyboard.press("Enter")
+            assert page.locator("#typed").inner_text() == "You typed: hi"
+            assert isinstance(page.unwrap(), SyncPage)
+    finally:
+        close_browser()
+
+
+def test_sync_api_records_and_replays(site: FixtureSite, store_dir: Path) -> None:
+    """In plain sync code, ``with recorder.run(...)`` gives a sync recorded page whose
+    steps replay with no request and no launch (the browser is closed before)."""
+
+    def scenario(run: recorder.Run) -> list[Any]:
+        page = run.new_page()
+        result = page.goto(site.url + "/search?q=rome")
+        return [
+            result,
+            page.url,
+            page.locator("#result-count").inner_text(),
+            page.get_by_test_id("result").first.inner_text(),
+            [item.get_attribute("data-id") for item in page.locator("li.result").all()],
+        ]
+
+    rome = [f for f in CATALOGUE if "rome" in f.title.lower()]
+    try:
+        with recorder.run("sync", store=store_dir) as run:
+            live = scenario(run)
+            assert run.stats.live > 0
+        assert live == [
+            NavigationResult(site.url + "/search?q=rome", 200, True, "OK"),
+            site.url + "/search?q=rome",
+            f"{len(rome)} results",
+            rome[0].label,
+            [str(f.id) for f in rome[:PER_PAGE]],
+        ]
+        close_browser()
+        requests, launches = site.requests, launch.launches
+        with recorder.run("sync", store=store_dir) as run:
+            replayed = scenario(run)
+            assert (run.stats.live, run.stats.replayed) == (0, 4 + len(live[4]))
+        assert replayed == live
+        assert (site.requests, launch.launches) == (requests, launches)
+    finally:
+        close_browser()
+
+
+@pytest.mark.xfail(
+    reason=(
+        "once the shared sync browser runs, Playwright's sync API leaves its event loop "
+        "registered as the running loop of the main thread, so new_page() in "
+        "recorder/integrations/browser/__init__.py takes _in_event_loop() as async code and "
+        "a plain `with recorder.run(...)` re-run gets a coroutine instead of a RecordedPage"
+    ),
+    raises=AssertionError,
+    strict=True,
+)
+def test_sync_rerun_gets_a_sync_page_while_the_browser_runs(
+    site: FixtureSite, store_dir: Path
 ) -> None:
-    """Re-running an interrupted run five times (each interrupted after one live step)
-    leaves no more live Chromium processes than the first run; closing the browser
-    brings the count back to where it started."""
-    await aclose_browser()
-    marker = f"RECORDER_SURFACE_TEST={uuid.uuid4().hex}"
-    key, value = marker.split("=")
-    monkeypatch.setenv(key, value)  # inherited by the driver and Chromium launched below
-    start = await settle(marker, lambda n: n == 0)
-    assert start == 0
-
-    async def attempt() -> None:
-        async with recorder.run("procs", store=store_dir) as run:
-            page = await run.new_page()
-            await page.goto(site.url + "/search")
-            for word in ("paris", "rome", "berlin", "madrid", "lisbon", "vienna"):
-                before = run.stats.live
-                await page.locator("#q").fill(word)
-                if run.stats.live > before:
-                    raise KeyboardInterrupt
-
-    counts = []
-    for _ in range(6):
-        with pytest.raises(KeyboardInterrupt):
-            await attempt()
-        counts.append(chromium_processes(marker))
-    first = counts[0]
-    assert first > 0
-    after = await settle(marker, lambda n: n <= first)
-    assert after <= first, counts
-    trace = last_attempt(store_dir, "procs")
-    assert trace["status"].tolist() == ["replayed"] * 6 + ["live"]
-    await aclose_browser()
-    assert await settle(marker, lambda n: n == start) == start
+    """Re-running sync code in the same process, with the shared sync browser still
+    up from the first run, gives a sync recorded page again (and replays)."""
+    try:
+        with recorder.run("sync-rerun", store=store_dir) as run:
+            run.new_page().goto(site.url + "/login")
+        with recorder.run("sync-rerun", store=store_dir) as run:
+            page = run.new_page()
+            try:
+                assert isinstance(page, RecordedPage), f"new_page() gave {page!r}"
+                assert page.goto(site.url + "/login").status == 200
+                assert run.stats.live == 0
+            finally:
+                if inspect.iscoroutine(page):
+                    page.close()
+    finally:
+        close_browser()

@@ -226,7 +226,9 @@ def test_show_prints_the_step_table_by_name_and_by_run_id(recorded: Recorded) ->
         assert proc.stderr == ""
     assert by_name.stdout == by_id.stdout
     lines = by_name.stdout.splitlines()
-    assert lines[0].startswith(f"run {recorded.triage}  status completed  attempts 2  steps 4")
+    assert lines[0].startswith(
+        f"run {recorded.triage}  status completed  attempts 2  recorded steps 4  calls shown 8"
+    )
     header = lines[1].split()
     assert header[:5] == ["attempt", "seq", "kind", "name", "status"]
     assert {"model", "prompt_tokens", "cost_usd", "error"} <= set(header)
@@ -277,7 +279,10 @@ def test_show_into_a_pipe_closed_early_does_not_crash(tmp_path: Path) -> None:
     proc = shell_pipe("show big | head -1", store=directory)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
-    header = f"run {big.run_id}  status completed  attempts 2  steps 400  inputs null\n"
+    header = (
+        f"run {big.run_id}  status completed  attempts 2  recorded steps 400  calls shown 800  "
+        "inputs null\n"
+    )
     assert proc.stdout == header
 
 
@@ -380,8 +385,9 @@ def test_a_damaged_blob_is_reported_and_never_replayed_live(
     assert f"DAMAGED {label}: a blob it needs is missing or damaged ({step.result_ref})" in (
         proc.stdout.splitlines()
     )
-    assert all(line.startswith("DAMAGED ") for line in proc.stdout.splitlines())
-    assert "problem(s) in" in proc.stderr
+    *damaged, summary = proc.stdout.splitlines()
+    assert all(line.startswith("DAMAGED ") for line in damaged)
+    assert summary.startswith(f"{len(damaged)} problem(s) in ")
 
     requests = llm_server.requests
     run = recorder.run("triage", inputs={"ticket": 1}, store=str(recorded.directory))
@@ -521,3 +527,14 @@ def test_rm_refuses_a_run_that_a_live_process_has_open(tmp_path: Path) -> None:
     assert [s.name for s in history.current_steps()] == ["one", "two"]
     after = cli("rm", "busy", store=directory)
     assert after.returncode == 0, after.stderr
+
+
+def test_store_option_after_the_command_and_unknown_attempt(recorded: Recorded) -> None:
+    """``recorder ls --store DIR`` works like ``recorder --store DIR ls``; ``show
+    --attempt 99`` names the attempts that exist and exits 1."""
+    after = cli("ls", "--store", recorded.directory)
+    assert after.returncode == 0, after.stderr
+    assert recorded.triage in after.stdout
+    missing = cli("show", "triage", "--attempt", "99", store=recorded.directory)
+    assert missing.returncode == 1
+    assert "has no attempt 99; its attempts are 1, 2" in missing.stderr
