@@ -17,8 +17,13 @@ def find() -> str | None:
     explicit = os.environ.get("RECORDER_CHROMIUM")
     if explicit:
         return explicit if os.access(explicit, os.X_OK) else None
-    cache = os.environ.get("PLAYWRIGHT_BROWSERS_PATH") or os.path.expanduser("~/.cache/ms-playwright")
-    for pattern in ("chromium-*/chrome-linux*/chrome", "chromium_headless_shell-*/chrome-*/headless_shell"):
+    cache = os.environ.get("PLAYWRIGHT_BROWSERS_PATH") or os.path.expanduser(
+        "~/.cache/ms-playwright"
+    )
+    for pattern in (
+        "chromium-*/chrome-linux*/chrome",
+        "chromium_headless_shell-*/chrome-*/headless_shell",
+    ):
         found = sorted(glob.glob(os.path.join(cache, pattern)))
         if found:
             return found[-1]

@@ -796,6 +796,41 @@ async def test_async_keyboard_reaches_the_real_page(
         assert await page.locator("#key-input").input_value() == "hi"
 
 
+@pytest.mark.xfail(
+    reason=(
+        "on an async recorded page every unrecorded attribute becomes an `async def "
+        "call_later` wrapper, so a method that is synchronous in Playwright's async API "
+        "(page.on, page.set_default_timeout) only returns a coroutine: called as "
+        "Playwright documents it, without await, it never runs and the handler is never "
+        "registered"
+    ),
+    raises=AssertionError,
+    strict=True,
+)
+@on_module_loop
+async def test_async_page_on_registers_the_handler(
+    aio: None, site: FixtureSite, store_dir: Path
+) -> None:
+    """page.on("console", handler) on an async recorded page (not recorded: it warns)
+    registers the handler on the real page, as Playwright's own page.on does."""
+    messages: list[str] = []
+    async with recorder.run("async-on", store=store_dir) as run:
+        page = await run.new_page()
+        await page.goto(site.url + "/keyboard")
+        with pytest.warns(UnrecordedWarning, match="Page.on"):
+            registered = page.on("console", lambda message: messages.append(message.text))
+        try:
+            await page.evaluate("() => console.log('hello')")
+            for _ in range(20):
+                if messages:
+                    break
+                await asyncio.sleep(0.05)
+            assert messages == ["hello"]
+        finally:
+            if inspect.iscoroutine(registered):
+                registered.close()
+
+
 # -- run.wrap ------------------------------------------------------------------------------
 
 
@@ -846,6 +881,7 @@ async def test_wrapped_page_records_and_replays(
         "RecordedPage.url returns the real page's URL even while every step replays: "
         "after replaying a sign-in it is 'about:blank', where the live run saw /account"
     ),
+    raises=AssertionError,
     strict=True,
 )
 @on_module_loop
@@ -979,6 +1015,7 @@ async def test_reexecute_rebuilds_the_typed_value(
         value = await page.get_by_label("Email").input_value()
     assert value == "typed@example.com"
     assert last_attempt(store_dir, "reexecute")["status"].tolist() == ["replayed"] * 2 + ["live"]
+    assert site.hits["/login"] == 2  # the recorded goto ran again
 
 
 @on_module_loop
@@ -1117,7 +1154,8 @@ def test_sync_keyboard_reaches_the_real_page(site: FixtureSite, store_dir: Path)
 
 def test_sync_api_records_and_replays(site: FixtureSite, store_dir: Path) -> None:
     """In plain sync code, ``with recorder.run(...)`` gives a sync recorded page whose
-    steps replay with no request and no launch (the browser is closed before)."""
+    steps replay with no request and no launch (the sync browser is closed before the
+    replay, which also keeps this test clear of the xfail below)."""
 
     def scenario(run: recorder.Run) -> list[Any]:
         page = run.new_page()
