@@ -16,8 +16,8 @@ $(STAMP): pyproject.toml constraints.txt
 # Chromium for the browser tests and the demo: an existing one (RECORDER_CHROMIUM,
 # /usr/bin/chromium or a Playwright-managed build) is used as it is; otherwise Debian's
 # package is installed when we are root, and the way to get one is printed when not.
-browser:
-	@$(PYTHON) scripts/find_chromium.py >/dev/null 2>&1 || { \
+browser: $(STAMP)
+	@$(BIN)/python -m recorder.integrations.browser >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
 	  else \
@@ -44,6 +44,7 @@ demo: setup
 
 bench: setup
 	$(BIN)/python tests/bench/bench_llm.py
+	$(BIN)/python tests/bench/bench_browser.py
 
 clean:
 	rm -rf $(VENV) .recorder .pytest_cache .mypy_cache .ruff_cache .hypothesis

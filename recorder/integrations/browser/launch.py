@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import glob
 import os
 import shutil
 import threading
@@ -37,11 +38,30 @@ class BrowserNotFoundError(RecorderError):
     """No Chromium executable could be found."""
 
 
+def managed_chromium() -> str | None:
+    """The newest Playwright-managed Chromium (``playwright install chromium``), found
+    in Playwright's browser cache without starting Playwright."""
+    cache = os.environ.get("PLAYWRIGHT_BROWSERS_PATH") or os.path.expanduser(
+        "~/.cache/ms-playwright"
+    )
+    for pattern in (
+        "chromium-*/chrome-linux*/chrome",
+        "chromium-*/chrome-mac*/Chromium.app/Contents/MacOS/Chromium",
+        "chromium_headless_shell-*/chrome-*/headless_shell",
+    ):
+        found = sorted(glob.glob(os.path.join(cache, pattern)))
+        if found:
+            return found[-1]
+    return None
+
+
 def find_chromium(explicit: str | None = None, *, managed: str | None = None) -> str:
     """The Chromium executable to launch (see the module docstring for the order).
 
-    ``managed`` is the path Playwright reports for its own build, if any.
+    ``managed`` is the path Playwright reports for its own build, if any (else its
+    browser cache is searched).
     """
+    managed = managed or managed_chromium()
     for source, path in (
         ("chromium=", explicit),
         ("RECORDER_CHROMIUM", os.environ.get("RECORDER_CHROMIUM")),
