@@ -1,6 +1,6 @@
 """The recorded Playwright surface, end to end, against the fixture site and a real Chromium.
 
-Every test records a run live, then runs the same code again in a new attempt and checks
+Most tests record a run live, then run the same code again in a new attempt and check
 what the recorder promises: the same values, no request to the site, no browser launch;
 keys that follow each page's history; trace columns and screenshots; unrecorded methods
 that reach the real page; ``run.wrap``; the sync API; secrets that stay in the store's
@@ -66,7 +66,7 @@ REPO = Path(__file__).resolve().parents[2]
 RECORDER_CLI = REPO / ".venv" / "bin" / "recorder"
 EMAIL = "ada@example.com"
 PNG = b"\x89PNG\r\n\x1a\n"
-SHORT = 500
+SHORT = 250
 """Milliseconds: the timeout of steps that are expected to fail."""
 
 # Async tests run on the module's event loop, the one the shared browser lives on.
@@ -562,8 +562,9 @@ async def test_screenshot_path_is_written_on_replay(
 @on_module_loop
 async def test_locator_chains_replay(aio: None, site: FixtureSite, store_dir: Path) -> None:
     """locator, get_by_role, get_by_text, get_by_label, get_by_placeholder,
-    get_by_test_id, nth, first, last, filter(has_text=), filter(has=locator), chains of
-    them and ``await locator.all()`` find the same elements live and replayed."""
+    get_by_test_id, nth, first, last, filter(has_text=, has=, has_not=), and_, or_,
+    chains of them and ``await locator.all()`` find the same elements live and
+    replayed."""
     every = [f for f in CATALOGUE if "paris" in f.title.lower()]
     paris = every[:PER_PAGE]
 
@@ -586,6 +587,11 @@ async def test_locator_chains_replay(aio: None, site: FixtureSite, store_dir: Pa
             "filter has": await results.filter(has=page.locator("a[href='/item/1']")).get_attribute(
                 "data-id"
             ),
+            "filter has_not": await results.filter(
+                has_not=page.locator("a[href='/item/1']")
+            ).count(),
+            "and_": await page.get_by_role("button").and_(page.get_by_text("Search")).inner_text(),
+            "or_": await page.locator("#missing").or_(page.locator("#search")).inner_text(),
             "chain": await page.locator("#results").get_by_role("link").last.inner_text(),
             "all types": [type(item).__name__ for item in items],
             "all ids": [await item.get_attribute("data-id") for item in items],
@@ -607,6 +613,9 @@ async def test_locator_chains_replay(aio: None, site: FixtureSite, store_dir: Pa
         "get_by_test_id": f"Page 1 of {-(-len(every) // PER_PAGE)}",
         "filter has_text": [f.label for f in paris if "Rome" in f.label],
         "filter has": "1",
+        "filter has_not": len(paris) - 1,
+        "and_": "Search",
+        "or_": "Search",
         "chain": paris[-1].label,
         "all types": ["RecordedLocator"] * len(paris),
         "all ids": [str(f.id) for f in paris],
@@ -771,16 +780,6 @@ async def test_unrecorded_methods_warn_and_reach_the_real_page(
     assert last_attempt(store_dir, "unrecorded")["name"].tolist() == ["goto"]
 
 
-@pytest.mark.xfail(
-    reason=(
-        "on an async recorded page, an unrecorded attribute that is not a method "
-        "(page.keyboard, page.mouse) is returned as an `async def call_later` wrapper, so "
-        "`await page.keyboard.type('hi')` raises AttributeError: 'function' object has no "
-        "attribute 'type' instead of reaching the real Keyboard"
-    ),
-    raises=AttributeError,
-    strict=True,
-)
 @on_module_loop
 async def test_async_keyboard_reaches_the_real_page(
     aio: None, site: FixtureSite, store_dir: Path
@@ -796,17 +795,6 @@ async def test_async_keyboard_reaches_the_real_page(
         assert await page.locator("#key-input").input_value() == "hi"
 
 
-@pytest.mark.xfail(
-    reason=(
-        "on an async recorded page every unrecorded attribute becomes an `async def "
-        "call_later` wrapper, so a method that is synchronous in Playwright's async API "
-        "(page.on, page.set_default_timeout) only returns a coroutine: called as "
-        "Playwright documents it, without await, it never runs and the handler is never "
-        "registered"
-    ),
-    raises=AssertionError,
-    strict=True,
-)
 @on_module_loop
 async def test_async_page_on_registers_the_handler(
     aio: None, site: FixtureSite, store_dir: Path
@@ -875,15 +863,6 @@ async def test_wrapped_page_records_and_replays(
     assert launch.launches == launches
 
 
-@pytest.mark.xfail(
-    reason=(
-        "run.wrap() marks the page live from the start (state.real is set), so "
-        "RecordedPage.url returns the real page's URL even while every step replays: "
-        "after replaying a sign-in it is 'about:blank', where the live run saw /account"
-    ),
-    raises=AssertionError,
-    strict=True,
-)
 @on_module_loop
 async def test_wrapped_page_url_replays_the_recorded_url(
     aio: None, site: FixtureSite, store_dir: Path, own_browser: Any
@@ -901,16 +880,6 @@ async def test_wrapped_page_url_replays_the_recorded_url(
         assert page.url == live
 
 
-@pytest.mark.xfail(
-    reason=(
-        "PageState.live_steps returns a wrapped page as it is (state.real is set by "
-        "run.wrap), so after replayed steps the first live step runs on the un-restored "
-        "page (about:blank) and times out, instead of continuing from the last checkpoint "
-        "(/account, signed in)"
-    ),
-    raises=PlaywrightTimeoutError,
-    strict=True,
-)
 @on_module_loop
 async def test_wrapped_page_resumes_from_the_checkpoint(
     aio: None, site: FixtureSite, store_dir: Path, own_browser: Any
@@ -1095,16 +1064,6 @@ async def test_reexecute_refuses_a_read_that_now_differs(aio: None, store_dir: P
     assert "browser_resume='restore'" in message
 
 
-@pytest.mark.xfail(
-    reason=(
-        "browser_resume='reexecute' re-runs a recorded step whose recorded result is an "
-        "error (a click that timed out and was caught): PageState._reexecute_steps yields "
-        "the call before checking record.error, so the TimeoutError escapes from the "
-        "re-run's first live step instead of being expected and skipped"
-    ),
-    raises=PlaywrightTimeoutError,
-    strict=True,
-)
 @on_module_loop
 async def test_reexecute_expects_a_recorded_failure(
     aio: None, site: FixtureSite, store_dir: Path
@@ -1191,16 +1150,6 @@ def test_sync_api_records_and_replays(site: FixtureSite, store_dir: Path) -> Non
         close_browser()
 
 
-@pytest.mark.xfail(
-    reason=(
-        "once the shared sync browser runs, Playwright's sync API leaves its event loop "
-        "registered as the running loop of the main thread, so new_page() in "
-        "recorder/integrations/browser/__init__.py takes _in_event_loop() as async code and "
-        "a plain `with recorder.run(...)` re-run gets a coroutine instead of a RecordedPage"
-    ),
-    raises=AssertionError,
-    strict=True,
-)
 def test_sync_rerun_gets_a_sync_page_while_the_browser_runs(
     site: FixtureSite, store_dir: Path
 ) -> None:

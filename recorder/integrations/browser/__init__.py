@@ -8,7 +8,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .launch import BrowserNotFoundError, find_chromium, shutdown, shutdown_steps
+from .launch import (
+    BrowserNotFoundError,
+    find_chromium,
+    is_sync_playwright_loop,
+    shutdown,
+    shutdown_steps,
+)
 from .page import (
     BrowserReexecutionError,
     NavigationResult,
@@ -69,13 +75,15 @@ def wrap(run: Run, page: Any) -> RecordedPage:
 
 
 def _in_event_loop() -> bool:
+    """Whether the caller runs inside an asyncio event loop, not counting the loop
+    Playwright's sync API keeps running under its greenlets."""
     import asyncio
 
     try:
-        asyncio.get_running_loop()
+        loop = asyncio.get_running_loop()
     except RuntimeError:
         return False
-    return True
+    return not is_sync_playwright_loop(loop)
 
 
 def close_browser() -> None:

@@ -36,7 +36,10 @@ _PAGE_STATE_JS = """() => {
           width: innerWidth, height: innerHeight};
 }"""
 
-_RESTORE_SESSION_JS = """items => { for (const [k, v] of items) sessionStorage.setItem(k, v); }"""
+_RESTORE_STORAGE_JS = """([session, local]) => {
+  for (const [k, v] of session) sessionStorage.setItem(k, v);
+  for (const [k, v] of local) localStorage.setItem(k, v);
+}"""
 _RESTORE_PATH = "/__recorder_restore_session__"
 
 
@@ -90,23 +93,32 @@ def context_options(checkpoint: dict[str, Any], base: dict[str, Any]) -> dict[st
     return options
 
 
-def restore_steps(page: Any, checkpoint: dict[str, Any], fulfill: Any) -> Generator[Op, Any, None]:
-    """Steps that put back sessionStorage, then open the checkpoint's URL.
+def restore_steps(
+    page: Any, checkpoint: dict[str, Any], fulfill: Any, *, local: bool = False
+) -> Generator[Op, Any, None]:
+    """Steps that put back sessionStorage (and, with ``local``, localStorage of the same
+    origin, for a page whose context the recorder did not make), then open the
+    checkpoint's URL.
 
-    sessionStorage belongs to the tab and the origin, so it is written from a blank page
-    served by the recorder itself at that origin (no request reaches the site), then the
-    real URL is loaded in the same tab. ``fulfill`` makes the route handler for the API
-    in use (sync or async).
+    Storage belongs to the origin (sessionStorage also to the tab), so it is written
+    from a blank page served by the recorder itself at that origin (no request reaches
+    the site), then the real URL is loaded in the same tab. ``fulfill`` makes the route
+    handler for the API in use (sync or async).
     """
     session = checkpoint.get("session") or {}
-    items = session.get("items") or []
     origin = session.get("origin") or ""
-    if items and origin.startswith(("http://", "https://")):
+    items = session.get("items") or []
+    local_items: list[list[str]] = []
+    if local:
+        for entry in checkpoint.get("origins", []):
+            if entry.get("origin") == origin:
+                local_items = [[i["name"], i["value"]] for i in entry.get("localStorage", [])]
+    if (items or local_items) and origin.startswith(("http://", "https://")):
         blank = origin + _RESTORE_PATH
         yield lambda: page.route(blank, fulfill)
         try:
             yield lambda: page.goto(blank)
-            yield lambda: page.evaluate(_RESTORE_SESSION_JS, items)
+            yield lambda: page.evaluate(_RESTORE_STORAGE_JS, [items, local_items])
         finally:
             yield lambda: page.unroute(blank)
     url = checkpoint.get("url") or ""

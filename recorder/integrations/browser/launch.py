@@ -107,6 +107,20 @@ launches = 0
 """How many times this process launched Chromium (tests read it: a replay launches none)."""
 
 
+def _running_loop() -> Any:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def is_sync_playwright_loop(loop: Any) -> bool:
+    """Whether ``loop`` is the one Playwright's sync API runs for the shared browser."""
+    with _lock:
+        shared = _shared.get("sync")
+    return shared is not None and shared.loop is not None and shared.loop is loop
+
+
 def _usable(shared: _Shared, kind: str) -> bool:
     if kind == "async":
         try:
@@ -149,9 +163,9 @@ def launch_steps(
     except BaseException:
         yield playwright.stop
         raise
-    loop = None
-    if kind == "async":
-        loop = asyncio.get_running_loop()
+    # The async API's browser belongs to the caller's loop; the sync API runs a loop of
+    # its own, which then looks like a running loop to code in the main thread.
+    loop = asyncio.get_running_loop() if kind == "async" else _running_loop()
     global launches
     with _lock:
         launches += 1

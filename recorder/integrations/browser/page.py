@@ -13,6 +13,7 @@ checkpoint. Methods not recorded reach the real page with a warning.
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import re
 import warnings
@@ -179,6 +180,7 @@ class PageState:
         self.local_by_origin: dict[str, list[Any]] = {}
         self.real: Any = None
         self.owned = True
+        self.started = False
 
     def drive(self, steps: Generator[Op, Any, Any]) -> Any:
         if self.kind == "async":
@@ -268,34 +270,42 @@ class PageState:
     # -- going live --------------------------------------------------------------------
 
     def live_steps(self) -> Generator[Op, Any, Any]:
-        """The real page, made when first needed: launch (or reuse) Chromium, open a
-        context restored from the last replayed checkpoint, or re-execute the history."""
-        if self.real is not None:
+        """The real page, ready for a live step: on first use, launch (or reuse)
+        Chromium and open a context restored from the last replayed checkpoint, or
+        re-execute the page's recorded history. A page given to ``run.wrap`` is restored
+        in place (its context gets the cookies, its origin the storage)."""
+        if self.started:
             return self.real
         run = self.run
-        browser = yield from launch_steps(
-            self.kind, _starter(self.kind), chromium=run.chromium, headless=run.headless
-        )
         restore = None
         if run.browser_resume == "restore" and self.checkpoint is not None:
-            restore = json.loads(
-                run.journal.blob(self.checkpoint, step=f"page {self.index} checkpoint")
+            label = f"page {self.index} checkpoint"
+            restore = json.loads(run.journal.blob(self.checkpoint, step=label))
+        if self.real is None:
+            browser = yield from launch_steps(
+                self.kind, _starter(self.kind), chromium=run.chromium, headless=run.headless
             )
-        options = (
-            checkpoints.context_options(restore, self.options) if restore else dict(self.options)
-        )
-        context = yield lambda: browser.new_context(**options)
-        run.add_closer(context.close)
-        page = yield context.new_page
-        self.real = page
+            options = dict(self.options)
+            if restore is not None:
+                options = checkpoints.context_options(restore, options)
+            context = yield lambda: browser.new_context(**options)
+            run.add_closer(context.close)
+            self.real = yield context.new_page
+        elif restore is not None and restore.get("cookies"):
+            context = self.real.context
+            yield lambda: context.add_cookies(restore["cookies"])
+        page = self.real
         if restore is not None:
             self.local_by_origin = {
                 o["origin"]: [[i["name"], i["value"]] for i in o.get("localStorage", [])]
                 for o in restore.get("origins", [])
             }
-            yield from checkpoints.restore_steps(page, restore, _fulfill(self.kind))
+            yield from checkpoints.restore_steps(
+                page, restore, _fulfill(self.kind), local=not self.owned
+            )
         elif run.browser_resume == "reexecute" and self.history:
             yield from self._reexecute_steps(page)
+        self.started = True
         return page
 
     def _reexecute_steps(self, page: Any) -> Generator[Op, Any, None]:
@@ -305,8 +315,24 @@ class PageState:
             target = resolve(page, request["target"])
             action = request["action"]
             args, kwargs = _decode_arg(page, request["args"]), _decode_arg(page, request["kwargs"])
-            raw = yield functools.partial(getattr(target, action), *args, **kwargs)
-            if action in SCREENSHOTS or record.error is not None:
+            where = describe(request["target"]) or request["args"]
+            try:
+                raw = yield functools.partial(getattr(target, action), *args, **kwargs)
+            except Exception as error:
+                if record.error is not None:
+                    continue  # it failed when recorded too
+                raise BrowserReexecutionError(
+                    f"re-executing step #{record.seq} ({action} {where}) raised {error!r:.160}; "
+                    "the record has it succeeding. Use browser_resume='restore' or record the "
+                    "run again."
+                ) from error
+            if record.error is not None:
+                raise BrowserReexecutionError(
+                    f"re-executing step #{record.seq} ({action} {where}) succeeded; the record "
+                    f"has it failing with {record.error.summary}. Use browser_resume='restore' "
+                    "or record the run again."
+                )
+            if action in SCREENSHOTS:
                 continue
             got = _result_of(action, raw)
             want = (
@@ -317,7 +343,6 @@ class PageState:
             if action in NAVIGATIONS and isinstance(got, dict) and isinstance(want, dict):
                 got, want = got.get("url"), want.get("url")
             if dumps(got) != dumps(want):
-                where = describe(request["target"]) or request["args"]
                 raise BrowserReexecutionError(
                     f"re-executing step #{record.seq} ({action} {where}) "
                     f"gave {got!r:.120}, the record has {want!r:.120}: the page is not in the "
@@ -382,27 +407,44 @@ class _Recorded:
         return RecordedLocator(self._state, [*self._chain, link])
 
     def _unrecorded(self, name: str) -> Any:
+        state, chain = self._state, self._chain
+        api = _api_class(state.kind, "Page" if not chain else "Locator")
+        if not hasattr(api, name):
+            raise AttributeError(f"Playwright's {api.__name__} has no attribute {name!r}")
         warnings.warn(
-            f"{type(self).__name__}.{name} is not recorded: it runs on the real page (starting "
-            "the browser if needed) and will run again on replay.",
+            f"{type(self).__name__}.{name} is not recorded: it runs on the real page and will "
+            "run again on replay.",
             UnrecordedWarning,
             stacklevel=3,
         )
-        state, chain = self._state, self._chain
 
         def real_steps() -> Generator[Op, Any, Any]:
             page = yield from state.live_steps()
             return resolve(page, chain)
 
-        if state.kind == "sync":
-            return getattr(state.drive(real_steps()), name)
+        if state.kind == "sync" or state.started:
+            return getattr(state.drive(real_steps()) if state.kind == "sync" else
+                           resolve(state.real, chain), name)  # fmt: skip
+        if not inspect.iscoroutinefunction(getattr(api, name)):
+            raise RecorderError(
+                f"{name} needs the real page, which is not started yet (the run has only "
+                f"replayed so far). Call `real = await page.unwrap()` first (it starts the "
+                f"browser and restores the page), then use real.{name}."
+            )
 
         async def call_later(*args: Any, **kwargs: Any) -> Any:
             target = await state.drive(real_steps())
-            value = getattr(target, name)(*args, **kwargs)
-            return await value if hasattr(value, "__await__") else value
+            return await getattr(target, name)(*args, **kwargs)
 
         return call_later
+
+
+def _api_class(kind: str, name: str) -> Any:
+    if kind == "async":
+        import playwright.async_api as api
+    else:
+        import playwright.sync_api as api  # type: ignore[no-redef]
+    return getattr(api, name)
 
 
 class RecordedLocator(_Recorded):
@@ -440,7 +482,8 @@ class RecordedPage(_Recorded):
     @property
     def url(self) -> str:
         """The page's URL: the real one once live, else the recorded one."""
-        return str(self._state.real.url) if self._state.real is not None else self._state.url
+        state = self._state
+        return str(state.real.url) if state.started else state.url
 
     def unwrap(self) -> Any:
         """The real Playwright page, started (and restored) now if needed. Async pages
