@@ -11,7 +11,7 @@ import json
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextvars import Token
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -62,8 +62,18 @@ class Attempt:
     """Called when the attempt ends (interrupted or not): close browser contexts..."""
     entered_async: bool = False
     pages: int = 0
-    secrets: set[str] = field(default_factory=set)
-    """Values calls were given that must never be written (redacted from errors)."""
+    secret_sources: list[Callable[[], Iterable[str]]] = field(default_factory=list)
+    """Each gives values a call was given that must never be written; they are read
+    only when an error is recorded (redaction is off the replay path)."""
+
+    def secrets(self) -> set[str]:
+        """Every secret value of this attempt's calls (at least 6 characters: shorter
+        ones would erase common words, not secrets)."""
+        found: set[str] = set()
+        for source in self.secret_sources:
+            found.update(s for s in source() if isinstance(s, str) and len(s) >= 6)
+        return found
+
     raised: list[tuple[BaseException, StepRecord]] = field(default_factory=list)
     """Recorded errors raised to the program in this attempt (live or replayed): if one
     of them ends the attempt, its record is retracted so the next attempt retries it."""
@@ -140,13 +150,14 @@ class Call:
                 encoded = json.loads(journal.blob(record.result_ref, step=label))
             else:
                 encoded = record.result
-            value = values.decode(encoded, lambda ref: journal.blob(ref, step=label))
+            if not record.plain:
+                encoded = values.decode(encoded, lambda ref: journal.blob(ref, step=label))
         except RecorderError as error:
             self._attempt.stats.failed += 1
-            self._event("failed", ErrorInfo.from_exception(error, redact=self._attempt.secrets))
+            self._event("failed", ErrorInfo.from_exception(error, redact=self._attempt.secrets()))
             raise
         self._count_replay(record)
-        return value
+        return encoded
 
     def _count_replay(self, record: StepRecord) -> None:
         stats = self._attempt.stats
@@ -176,7 +187,7 @@ class Call:
             encoded = values.encode(result, blobs, where=f"the result of {self.label}")
         except RecorderError as error:
             self._attempt.stats.failed += 1
-            self._event("failed", ErrorInfo.from_exception(error, redact=self._attempt.secrets))
+            self._event("failed", ErrorInfo.from_exception(error, redact=self._attempt.secrets()))
             raise
         self._write(encoded, blobs, None, meta)
 
@@ -191,7 +202,7 @@ class Call:
         """The live step raised ``exc``. With ``record`` the error is its recorded
         result (a replay raises it again, unless the error ended the attempt); otherwise
         only the trace shows it. ``meta`` and ``blobs`` as for :meth:`commit`."""
-        info = ErrorInfo.from_exception(exc, redact=self._attempt.secrets)
+        info = ErrorInfo.from_exception(exc, redact=self._attempt.secrets())
         if record:
             written = self._write(None, dict(blobs or {}), info, meta)
             self._attempt.raised.append((exc, written))
@@ -216,9 +227,11 @@ class Call:
         duration = time.perf_counter() - self._t0
         if meta:
             self.meta = {**self.meta, **meta}
-        result, result_ref = encoded, None
+        result, result_ref, plain = encoded, None, False
         if error is None:
             text = dumps(encoded).encode()
+            # A tag is a key starting with "$"; its absence means decoding is a no-op.
+            plain = b'"$' not in text
             if len(text) > _INLINE_LIMIT:
                 result, result_ref = None, hash_bytes(text)
                 blobs[result_ref] = text
@@ -239,6 +252,7 @@ class Call:
             error=error,
             meta=self.meta,
             blobs=tuple(blobs),
+            plain=plain,
         )
         run.journal.put_step(run.run_id, record, blobs)
         if error is None:

@@ -146,6 +146,8 @@ class StepRecord:
     error: ErrorInfo | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     blobs: tuple[str, ...] = ()
+    plain: bool = False
+    """The encoded result has no ``$`` tag: a replay can skip decoding it."""
     format: int = RECORD_FORMAT
 
     @property
@@ -178,7 +180,14 @@ def dump(record: Any) -> bytes:
     return json.dumps(_plain(record), separators=(",", ":"), allow_nan=False).encode()
 
 
+_SCALARS = (str, int, float, bool, type(None))
+
+
 def _plain(value: Any) -> Any:
+    if type(value) in _SCALARS:
+        return value
+    if type(value) is dict:
+        return {k: _plain(v) for k, v in value.items()}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, Enum):

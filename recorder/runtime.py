@@ -165,9 +165,6 @@ def current_run() -> Run | None:
     return None
 
 
-_MIN_SECRET = 6
-"""Shorter values are not redacted: they would erase common words, not secrets."""
-
 _SLASHES = frozenset("/\\\u2215\u2044\u29f8\u29f9\u2216\ufe68\uff0f\uff3c")
 """Path separators and the characters that look like them (NFKC folds a few more)."""
 
@@ -380,9 +377,11 @@ class Run:
         elif _is_interrupt(exc):
             outcome, error = Outcome.INTERRUPTED, None
         elif isinstance(exc, SystemExit):
-            outcome, error = Outcome.INTERRUPTED, ErrorInfo.from_exception(exc, redact=att.secrets)
+            outcome = Outcome.INTERRUPTED
+            error = ErrorInfo.from_exception(exc, redact=att.secrets())
         else:
-            outcome, error = Outcome.FAILED, ErrorInfo.from_exception(exc, redact=att.secrets)
+            outcome = Outcome.FAILED
+            error = ErrorInfo.from_exception(exc, redact=att.secrets())
         att.record = replace(att.record, outcome=outcome, ended_at=self._clock(), error=error)
         journal = self.journal
         try:
@@ -433,19 +432,19 @@ class Run:
         request: Any,
         meta: dict[str, Any] | None = None,
         *,
-        secrets: Iterable[str] = (),
+        secrets: Callable[[], Iterable[str]] | None = None,
     ) -> Call:
         """Start a step call: replayed if recorded (and the mode allows), else live.
 
         ``request`` is everything that determines the result; it is canonicalized and
-        hashed into the content key. ``secrets`` are values the call is given but that
-        must never be written: they are redacted from any error recorded in this
-        attempt. Raises ReplayMissError (mode ``replay``) or DivergenceError
-        (``on_divergence="raise"``) instead of going live.
+        hashed into the content key. ``secrets`` returns values the call is given but
+        that must never be written: they are redacted from any error recorded in this
+        attempt (it is called only then). Raises ReplayMissError (mode ``replay``) or
+        DivergenceError (``on_divergence="raise"``) instead of going live.
         """
         att = self._require_open()
-        if secrets:
-            att.secrets.update(s for s in secrets if len(s) >= _MIN_SECRET)
+        if secrets is not None:
+            att.secret_sources.append(secrets)
         canon = canonical(request, where=f"the request of {kind} {name!r}")
         key = content_key(kind, name, canon)
         with att.lock:

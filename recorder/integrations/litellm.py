@@ -57,6 +57,7 @@ _originals: dict[str, Callable[..., Any]] = {}
 _positional: dict[str, list[str]] = {}
 
 
+@functools.lru_cache(maxsize=1024)
 def _not_keyed(name: str) -> bool:
     lowered = name.lower()
     return lowered in NOT_KEYED or lowered.endswith(_SECRET_SUFFIXES) or "auth" in lowered
@@ -114,7 +115,7 @@ def _begin(run: Run, kwargs: dict[str, Any]) -> Call:
         raise TypeError("litellm completion needs model=, a str")
     meta = {p: request[p] for p in _META_PARAMS if p in request}
     meta["model"] = model
-    return run.begin("llm", model, request, meta, secrets=secrets_of(kwargs))
+    return run.begin("llm", model, request, meta, secrets=lambda: secrets_of(kwargs))
 
 
 def _usage_meta(response: Any, cost: float | None = None) -> dict[str, Any]:
