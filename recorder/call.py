@@ -7,12 +7,13 @@ before :meth:`Call.commit` returns.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
-from contextvars import Token
+from collections.abc import Callable, Iterable, Iterator
+from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +27,16 @@ if TYPE_CHECKING:
     from .locks import RunLock
     from .runtime import Run
 
-__all__ = ["Attempt", "Call", "RunStats", "rebuild_exception"]
+__all__ = ["Attempt", "Call", "RunStats", "in_live_step", "rebuild_exception"]
+
+_in_step: ContextVar[bool] = ContextVar("recorder_in_step", default=False)
+
+
+def in_live_step() -> bool:
+    """True inside the body of a live step: what it calls is part of that step's one
+    recorded result, so nested steps and LLM calls run unrecorded."""
+    return _in_step.get()
+
 
 _INLINE_LIMIT = 512
 """Encoded results up to this many bytes live inside the step record, larger ones in a
@@ -215,6 +225,24 @@ class Call:
 
     def abandon(self) -> None:
         """The live step was interrupted; nothing is recorded and it will run again."""
+
+    @contextlib.contextmanager
+    def live(self, *, record_errors: bool) -> Iterator[None]:
+        """Around the real work of a live step: nested calls inside are not recorded; an
+        Exception is reported with :meth:`fail` (recorded as the result when
+        ``record_errors``), anything else (KeyboardInterrupt, cancellation) abandons the
+        call. The exception always propagates."""
+        token = _in_step.set(True)
+        try:
+            yield
+        except Exception as exc:
+            self.fail(exc, record=record_errors)
+            raise
+        except BaseException:
+            self.abandon()
+            raise
+        finally:
+            _in_step.reset(token)
 
     def _write(
         self,

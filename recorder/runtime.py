@@ -25,13 +25,13 @@ import unicodedata
 import uuid as _uuid
 import warnings
 from collections.abc import Awaitable, Callable, Iterable
-from contextvars import ContextVar, Token
+from contextvars import ContextVar
 from dataclasses import replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast, overload
 
-from .call import Attempt, Call, RunStats
+from .call import Attempt, Call, RunStats, in_live_step
 from .diff import describe_differences, nearest
 from .errors import (
     ConfigError,
@@ -137,7 +137,6 @@ class OnDivergence(StrEnum):
 
 
 _current: ContextVar[Run | None] = ContextVar("recorder_run", default=None)
-_in_step: ContextVar[bool] = ContextVar("recorder_in_step", default=False)
 _active: dict[int, Run] = {}
 _active_lock = threading.Lock()
 
@@ -153,7 +152,7 @@ def current_run() -> Run | None:
     run is open in the process, that run is returned. Inside the body of a live step,
     this is ``None``: what a step does inside is part of its one recorded result.
     """
-    if _in_step.get():
+    if in_live_step():
         return None
     found = _current.get()
     if found is not None:
@@ -293,15 +292,8 @@ class Run:
         return self
 
     def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
-        att = self._attempt
-        if att is not None:
-            for closer in reversed(att.closers):
-                try:
-                    pending = closer()
-                    if inspect.isawaitable(pending):
-                        _finish_later(pending)
-                except Exception as error:  # never mask the body's own exception
-                    warnings.warn(f"closing a resource of the run failed: {error}", stacklevel=2)
+        for pending in self._call_closers():
+            _finish_later(pending)
         self._close(exc)
 
     async def __aenter__(self) -> Run:
@@ -311,17 +303,29 @@ class Run:
         return entered
 
     async def __aexit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
-        att = self._attempt
-        if att is not None:
-            for closer in reversed(att.closers):
-                try:
-                    pending = closer()
-                    if inspect.isawaitable(pending):
-                        await pending
-                except Exception as error:  # never mask the body's own exception
-                    warnings.warn(f"closing a resource of the run failed: {error}", stacklevel=2)
-            att.closers.clear()
+        for pending in self._call_closers():
+            try:
+                await pending
+            except Exception as error:  # never mask the body's own exception
+                warnings.warn(f"closing a resource of the run failed: {error}", stacklevel=2)
         self._close(exc)
+
+    def _call_closers(self) -> list[Any]:
+        """Call the attempt's closers, newest first; return the awaitables they gave."""
+        att = self._attempt
+        if att is None:
+            return []
+        pending = []
+        for closer in reversed(att.closers):
+            try:
+                result = closer()
+            except Exception as error:  # never mask the body's own exception
+                warnings.warn(f"closing a resource of the run failed: {error}", stacklevel=3)
+                continue
+            if inspect.isawaitable(result):
+                pending.append(result)
+        att.closers.clear()
+        return pending
 
     def add_closer(self, closer: Callable[[], Any]) -> None:
         """Call ``closer`` when the current attempt ends, however it ends (in reverse
@@ -522,22 +526,13 @@ class Run:
         raising the same error type and message. Inside a live step, nested steps and
         LLM calls are not recorded separately: the step's result is the record.
         """
-        if _in_step.get():
+        if in_live_step():
             return fn(*args, **kwargs)
         call = self.begin("step", name, {"args": args, "kwargs": kwargs})
         if call.replayed:
             return call.replay()  # type: ignore[no-any-return]
-        token = _in_step.set(True)
-        try:
+        with call.live(record_errors=True):
             result = fn(*args, **kwargs)
-        except Exception as exc:
-            call.fail(exc, record=True)
-            raise
-        except BaseException:
-            call.abandon()
-            raise
-        finally:
-            _in_step.reset(token)
         call.commit(result)
         return result
 
@@ -545,27 +540,18 @@ class Run:
         self, name: str, fn: Callable[..., Awaitable[T] | T], /, *args: Any, **kwargs: Any
     ) -> T:
         """:meth:`step` for a coroutine function (a plain function works too)."""
-        if _in_step.get():
+        if in_live_step():
             return await _maybe_await(fn(*args, **kwargs))
         call = self.begin("step", name, {"args": args, "kwargs": kwargs})
         if call.replayed:
             return call.replay()  # type: ignore[no-any-return]
-        token = _in_step.set(True)
-        try:
+        with call.live(record_errors=True):
             result = await _maybe_await(fn(*args, **kwargs))
-        except Exception as exc:
-            call.fail(exc, record=True)
-            raise
-        except BaseException:
-            call.abandon()
-            raise
-        finally:
-            _in_step.reset(token)
         call.commit(result)
         return result
 
     def _value(self, kind: str, make: Callable[[], Any]) -> Any:
-        if _in_step.get():
+        if in_live_step():
             return make()
         call = self.begin(kind, kind, None)
         if call.replayed:
@@ -674,21 +660,6 @@ def _install_integrations() -> None:
     for trigger, module in _AUTO_INTEGRATIONS.items():
         if trigger in sys.modules:
             importlib.import_module(module).install()
-
-
-def in_live_step() -> bool:
-    """True inside the body of a live step (nested calls are not recorded)."""
-    return _in_step.get()
-
-
-def enter_live_step() -> Token[bool]:
-    """Mark the current context as inside a live step; pass the token to
-    :func:`leave_live_step`. Adapters use this around the real call."""
-    return _in_step.set(True)
-
-
-def leave_live_step(token: Token[bool]) -> None:
-    _in_step.reset(token)
 
 
 def run(

@@ -23,7 +23,7 @@ from typing import Any
 import litellm
 from litellm.types.utils import ModelResponse, ModelResponseStream
 
-from ..runtime import Call, Run, current_run, enter_live_step, leave_live_step
+from ..runtime import Call, Run, current_run
 
 __all__ = ["NOT_KEYED", "install", "is_installed", "recorded_acompletion",
            "recorded_completion", "request_of", "uninstall"]  # fmt: skip
@@ -153,54 +153,38 @@ def _replayed(doc: Any, stream: bool) -> Any:
     return response
 
 
-def recorded_completion(run: Run, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """``litellm.completion(*args, **kwargs)`` as a recorded step of ``run``."""
-    kwargs = _bind("completion", args, kwargs)
-    original = _originals.get("completion", litellm.completion)
-    call = _begin(run, kwargs)
-    stream = bool(kwargs.get("stream"))
-    if call.replayed:
-        return _replayed(call.replay(), stream)
-    token = enter_live_step()
-    try:
-        response = original(**kwargs)
-    except Exception as exc:
-        call.fail(exc, record=run.record_llm_errors)
-        raise
-    except BaseException:
-        call.abandon()
-        raise
-    finally:
-        leave_live_step(token)
+def _prepare(
+    which: str, run: Run, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[dict[str, Any], Call, bool]:
+    bound = _bind(which, args, kwargs)
+    return bound, _begin(run, bound), bool(bound.get("stream"))
+
+
+def _finish(call: Call, response: Any, stream: bool) -> Any:
     if stream:
         return RecordingStream(response, call)
     call.commit(_document(response), meta=_usage_meta(response))
     return response
+
+
+def recorded_completion(run: Run, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """``litellm.completion(*args, **kwargs)`` as a recorded step of ``run``."""
+    kwargs, call, stream = _prepare("completion", run, args, kwargs)
+    if call.replayed:
+        return _replayed(call.replay(), stream)
+    with call.live(record_errors=run.record_llm_errors):
+        response = _originals.get("completion", litellm.completion)(**kwargs)
+    return _finish(call, response, stream)
 
 
 async def recorded_acompletion(run: Run, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """``litellm.acompletion(*args, **kwargs)`` as a recorded step of ``run``."""
-    kwargs = _bind("acompletion", args, kwargs)
-    original = _originals.get("acompletion", litellm.acompletion)
-    call = _begin(run, kwargs)
-    stream = bool(kwargs.get("stream"))
+    kwargs, call, stream = _prepare("acompletion", run, args, kwargs)
     if call.replayed:
         return _replayed(call.replay(), stream)
-    token = enter_live_step()
-    try:
-        response = await original(**kwargs)
-    except Exception as exc:
-        call.fail(exc, record=run.record_llm_errors)
-        raise
-    except BaseException:
-        call.abandon()
-        raise
-    finally:
-        leave_live_step(token)
-    if stream:
-        return RecordingStream(response, call)
-    call.commit(_document(response), meta=_usage_meta(response))
-    return response
+    with call.live(record_errors=run.record_llm_errors):
+        response = await _originals.get("acompletion", litellm.acompletion)(**kwargs)
+    return _finish(call, response, stream)
 
 
 class RecordingStream:

@@ -2,7 +2,10 @@
 
 Run it as a script (pytest does not collect it)::
 
-    .venv/bin/python tests/bench/bench_llm.py [--json FILE] [--quick]
+    .venv/bin/python tests/bench/bench_llm.py [--json FILE] [--quick] [--only SCENARIO]
+
+``--quick`` (about a minute) uses fewer repetitions and 2,000 calls as the top scale;
+``--only lookups|live|scale|import`` (repeatable) runs only those scenarios.
 
 Everything talks to the fixture LLM server (``fixtures/llm_server.py``) on loopback; each
 scenario gets a fresh temporary store directory. Times come from ``time.perf_counter_ns``,
