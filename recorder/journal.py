@@ -155,6 +155,12 @@ class Journal:
             for key, raw in self.store.scan(f"attempt/{run_id}/")
         ]
 
+    def last_attempt(self, run_id: str) -> AttemptRecord | None:
+        """The newest attempt (the only one that can still say ``running``: each
+        attempt marks its predecessor crashed if it was left open)."""
+        found = self.store.last(f"attempt/{run_id}/")
+        return None if found is None else records.load(AttemptRecord, found[1], where=found[0])
+
     def put_attempt(
         self, run_id: str, attempt: AttemptRecord, trace: list[TraceEvent] | None = None
     ) -> None:

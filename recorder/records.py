@@ -181,20 +181,35 @@ def dump(record: Any) -> bytes:
 
 
 _SCALARS = (str, int, float, bool, type(None))
+_FIELD_ORDER: dict[type, tuple[str, ...]] = {}
 
 
 def _plain(value: Any) -> Any:
-    if type(value) in _SCALARS:
+    kind = type(value)
+    if kind in _SCALARS:
         return value
-    if type(value) is dict:
+    if kind is dict:
         return {k: _plain(v) for k, v in value.items()}
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    names = _FIELD_ORDER.get(kind)
+    if names is None and dataclasses.is_dataclass(value) and not isinstance(value, type):
+        names = _FIELD_ORDER[kind] = tuple(f.name for f in dataclasses.fields(value))
+    if names is not None:
+        return {name: _plain(getattr(value, name)) for name in names}
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     return value
+
+
+_FIELD_NAMES: dict[type, frozenset[str]] = {}
+
+
+def _field_names(cls: type) -> frozenset[str]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = frozenset(f.name for f in dataclasses.fields(cls))
+    return names
 
 
 def load(cls: type[_R], data: bytes | dict[str, Any], *, where: str = "record") -> _R:
@@ -206,7 +221,7 @@ def load(cls: type[_R], data: bytes | dict[str, Any], *, where: str = "record") 
             f"{where} has record format {found!r}; this recorder reads format "
             f"{RECORD_FORMAT}. Upgrade recorder to read it."
         )
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    names = _field_names(cls)
     kwargs = {k: v for k, v in raw.items() if k in names}
     if "error" in kwargs and kwargs["error"] is not None:
         kwargs["error"] = ErrorInfo(**kwargs["error"])

@@ -349,16 +349,15 @@ class Run:
                     created_at=now,
                 )
                 journal.put_run(record)
-            attempts = journal.attempts(self.run_id)
-            for old in attempts:
-                if old.outcome is Outcome.RUNNING:
-                    journal.put_attempt(self.run_id, replace(old, outcome=Outcome.CRASHED))
+            last = journal.last_attempt(self.run_id)
+            if last is not None and last.outcome is Outcome.RUNNING:
+                journal.put_attempt(self.run_id, replace(last, outcome=Outcome.CRASHED))
             if self.mode is Mode.RECORD:
                 record = replace(record, generation=record.generation + 1)
                 journal.put_run(record)
             recorded = {s.ident: s for s in journal.steps(self.run_id, record.generation)}
             attempt = AttemptRecord(
-                number=(attempts[-1].number if attempts else 0) + 1,
+                number=(last.number if last else 0) + 1,
                 mode=self.mode.value,
                 generation=record.generation,
                 started_at=now,

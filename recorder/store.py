@@ -23,6 +23,7 @@ import os
 import sqlite3
 import stat
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -85,6 +86,11 @@ class Store(ABC):
     def keys(self, prefix: str) -> list[str]:
         """Every key starting with ``prefix``, in order."""
         return [k for k, _ in self.scan(prefix)]
+
+    def last(self, prefix: str) -> tuple[str, bytes] | None:
+        """The entry with the greatest key starting with ``prefix``, if any."""
+        found = self.scan(prefix)
+        return found[-1] if found else None
 
     def close(self) -> None:  # noqa: B027 - optional for implementations
         """Release resources; the store may be opened again."""
@@ -217,6 +223,20 @@ def check_directory_safe(path: Path) -> None:
         )
 
 
+_COLUMNS = (
+    "(key, raw, store_time, expire_time, access_time, access_count, tag, size, mode, "
+    "filename, value)"
+)
+_VALUES = f"VALUES (?, 1, ?, NULL, ?, 0, NULL, 0, {diskcache.core.MODE_RAW}, NULL, ?)"
+_ADD = f"INSERT OR IGNORE INTO Cache {_COLUMNS} {_VALUES}"
+_PUT = (
+    f"INSERT INTO Cache {_COLUMNS} {_VALUES} ON CONFLICT(key, raw) DO UPDATE SET "
+    "store_time = excluded.store_time, access_time = excluded.access_time, "
+    "value = excluded.value, mode = excluded.mode, filename = NULL, size = 0"
+)
+_DELETE = "DELETE FROM Cache WHERE key = ? AND raw = 1"
+
+
 class DiskStore(Store):
     """The default store: one SQLite database (through diskcache) in ``directory``."""
 
@@ -292,6 +312,23 @@ class DiskStore(Store):
         ).fetchall()
         return [(k, _raw_value(self.location, m, f, v)) for k, m, f, v in rows]
 
+    def keys(self, prefix: str) -> list[str]:
+        rows = self._cache._sql(
+            "SELECT key FROM Cache WHERE key >= ? AND key < ? AND raw = 1 ORDER BY key",
+            (prefix, _prefix_end(prefix)),
+        ).fetchall()
+        return [k for (k,) in rows]
+
+    def last(self, prefix: str) -> tuple[str, bytes] | None:
+        row = self._cache._sql(
+            "SELECT key, mode, filename, value FROM Cache WHERE key >= ? AND key < ? "
+            "AND raw = 1 ORDER BY key DESC LIMIT 1",
+            (prefix, _prefix_end(prefix)),
+        ).fetchone()
+        if row is None:
+            return None
+        return row[0], _raw_value(self.location, row[1], row[2], row[3])
+
     def write(
         self,
         puts: Mapping[str, bytes] = {},
@@ -300,15 +337,19 @@ class DiskStore(Store):
         deletes: Iterable[str] = (),
         sync: bool = False,
     ) -> None:
+        # One transaction of plain statements on diskcache's table, in the layout its own
+        # set() writes (raw key, raw value inside the row), instead of a read-then-write
+        # round of Python per key through set()/add().
+        for key, value in (*puts.items(), *adds.items()):
+            _check_item(key, value)
+        now = time.time()
         cache = self._cache
         try:
             with self._synchronous(sync), cache.transact(retry=True):
-                for key in deletes:
-                    cache.delete(key, retry=True)
-                for key, value in adds.items():
-                    cache.add(key, value, retry=True)
-                for key, value in puts.items():
-                    cache.set(key, value, retry=True)
+                con = cache._con
+                con.executemany(_DELETE, [(key,) for key in deletes])
+                con.executemany(_ADD, [(k, now, now, v) for k, v in adds.items()])
+                con.executemany(_PUT, [(k, now, now, v) for k, v in puts.items()])
         except sqlite3.OperationalError as error:
             raise StoreError(
                 f"{self.location}: the write failed and nothing of it was kept ({error}). "

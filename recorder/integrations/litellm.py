@@ -115,7 +115,8 @@ def _begin(run: Run, kwargs: dict[str, Any]) -> Call:
         raise TypeError("litellm completion needs model=, a str")
     meta = {p: request[p] for p in _META_PARAMS if p in request}
     meta["model"] = model
-    return run.begin("llm", model, request, meta, secrets=lambda: secrets_of(kwargs))
+    unkeyed = {k: v for k, v in kwargs.items() if v is not None and _not_keyed(k)}
+    return run.begin("llm", model, request, meta, secrets=lambda: secrets_of(unkeyed))
 
 
 def _usage_meta(response: Any, cost: float | None = None) -> dict[str, Any]:
