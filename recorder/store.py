@@ -19,6 +19,7 @@ other users can write to, or that another user owns, is refused.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sqlite3
 import stat
@@ -227,14 +228,22 @@ _COLUMNS = (
     "(key, raw, store_time, expire_time, access_time, access_count, tag, size, mode, "
     "filename, value)"
 )
-_VALUES = f"VALUES (?, 1, ?, NULL, ?, 0, NULL, 0, {diskcache.core.MODE_RAW}, NULL, ?)"
-_ADD = f"INSERT OR IGNORE INTO Cache {_COLUMNS} {_VALUES}"
-_PUT = (
-    f"INSERT INTO Cache {_COLUMNS} {_VALUES} ON CONFLICT(key, raw) DO UPDATE SET "
-    "store_time = excluded.store_time, access_time = excluded.access_time, "
-    "value = excluded.value, mode = excluded.mode, filename = NULL, size = 0"
-)
+_ROW = f"(?, 1, ?, NULL, ?, 0, ?, 0, {diskcache.core.MODE_RAW}, NULL, ?)"
+_MAX_ROWS = 1000
 _DELETE = "DELETE FROM Cache WHERE key = ? AND raw = 1"
+
+
+@functools.lru_cache(maxsize=64)
+def _upsert(rows: int) -> str:
+    """One statement writing ``rows`` rows of (key, time, time, add-flag, value): a row
+    flagged as an add (content-addressed data) leaves an existing key as it is, any other
+    row replaces it."""
+    return (
+        f"INSERT INTO Cache {_COLUMNS} VALUES {', '.join([_ROW] * rows)} "
+        "ON CONFLICT(key, raw) DO UPDATE SET store_time = excluded.store_time, "
+        "access_time = excluded.access_time, value = excluded.value, mode = excluded.mode, "
+        "filename = NULL, size = 0, tag = NULL WHERE excluded.tag IS NULL"
+    )
 
 
 class DiskStore(Store):
@@ -337,19 +346,29 @@ class DiskStore(Store):
         deletes: Iterable[str] = (),
         sync: bool = False,
     ) -> None:
-        # One transaction of plain statements on diskcache's table, in the layout its own
-        # set() writes (raw key, raw value inside the row), instead of a read-then-write
-        # round of Python per key through set()/add().
+        # Plain statements on diskcache's table, in the layout its own set() writes (raw
+        # key, raw value inside the row). The common case, a step and its blobs, is one
+        # multi-row upsert: a single statement is atomic on its own, and each sqlite3 call
+        # releases the GIL (a thread switch away when another thread is busy).
         for key, value in (*puts.items(), *adds.items()):
             _check_item(key, value)
+        deletes = list(deletes)
         now = time.time()
+        rows: list[tuple[str, float, float, int | None, bytes]]
+        rows = [(k, now, now, 1, v) for k, v in adds.items()]
+        rows += [(k, now, now, None, v) for k, v in puts.items()]
         cache = self._cache
         try:
+            if not deletes and not sync and 0 < len(rows) <= _MAX_ROWS:
+                cache._con.execute(_upsert(len(rows)), [x for row in rows for x in row])
+                return
             with self._synchronous(sync), cache.transact(retry=True):
                 con = cache._con
-                con.executemany(_DELETE, [(key,) for key in deletes])
-                con.executemany(_ADD, [(k, now, now, v) for k, v in adds.items()])
-                con.executemany(_PUT, [(k, now, now, v) for k, v in puts.items()])
+                if deletes:
+                    con.executemany(_DELETE, [(key,) for key in deletes])
+                for start in range(0, len(rows), _MAX_ROWS):
+                    batch = rows[start : start + _MAX_ROWS]
+                    con.execute(_upsert(len(batch)), [x for row in batch for x in row])
         except sqlite3.OperationalError as error:
             raise StoreError(
                 f"{self.location}: the write failed and nothing of it was kept ({error}). "
