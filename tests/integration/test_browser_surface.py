@@ -51,17 +51,14 @@ from recorder.integrations.browser import (
     close_browser,
     launch,
 )
+from recorder.integrations.browser.launch import find_chromium, launch_args
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
-CHROMIUM = "/usr/bin/chromium"
-LAUNCH_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+# The test command installs a browser: a missing one fails here, saying how to get one,
+# rather than skipping the module.
+CHROMIUM = find_chromium()
+LAUNCH_ARGS = launch_args()
 REPO = Path(__file__).resolve().parents[2]
 RECORDER_CLI = REPO / ".venv" / "bin" / "recorder"
 EMAIL = "ada@example.com"
@@ -72,8 +69,6 @@ SHORT = 250
 # Async tests run on the module's event loop, the one the shared browser lives on.
 on_module_loop = pytest.mark.asyncio(loop_scope="module")
 
-if not os.path.exists(CHROMIUM):
-    pytest.skip(f"{CHROMIUM} is not installed", allow_module_level=True)
 
 Scenario = Callable[[Any], Awaitable[Any]]
 
@@ -1094,7 +1089,7 @@ async def test_reexecute_expects_a_recorded_failure(
 
 def test_sync_keyboard_reaches_the_real_page(site: FixtureSite, store_dir: Path) -> None:
     """On a sync recorded page, page.keyboard warns with UnrecordedWarning and is the
-    real page's keyboard (the async counterpart is the xfail above); page.unwrap() is
+    real page's keyboard (the async counterpart is tested above); page.unwrap() is
     the real sync Playwright page."""
     try:
         with recorder.run("sync-keyboard", store=store_dir) as run:
@@ -1114,7 +1109,7 @@ def test_sync_keyboard_reaches_the_real_page(site: FixtureSite, store_dir: Path)
 def test_sync_api_records_and_replays(site: FixtureSite, store_dir: Path) -> None:
     """In plain sync code, ``with recorder.run(...)`` gives a sync recorded page whose
     steps replay with no request and no launch (the sync browser is closed before the
-    replay, which also keeps this test clear of the xfail below)."""
+    replay, so that the next test starts with no sync browser running)."""
 
     def scenario(run: recorder.Run) -> list[Any]:
         page = run.new_page()

@@ -29,25 +29,19 @@ from playwright.sync_api import expect as sync_expect
 from playwright.sync_api import sync_playwright
 
 from fixtures.site import CATALOGUE, PASSWORD, PER_PAGE, FixtureSite
+from recorder.integrations.browser.launch import find_chromium, launch_args
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
-CHROMIUM = "/usr/bin/chromium"
-LAUNCH_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+# The test command installs a browser: a missing one fails here, saying how to get one,
+# rather than skipping the module.
+CHROMIUM = find_chromium()
+LAUNCH_ARGS = launch_args()
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EMAIL = "ada@example.com"
 
 # Async tests run on the module's event loop, the one the shared browser lives on.
 on_module_loop = pytest.mark.asyncio(loop_scope="module")
-
-if not os.path.exists(CHROMIUM):
-    pytest.skip(f"{CHROMIUM} is not installed", allow_module_level=True)
 
 
 # -- helpers -------------------------------------------------------------------------
