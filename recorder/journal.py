@@ -199,7 +199,7 @@ class Journal:
     ) -> None:
         puts = {f"attempt/{run_id}/{attempt.number:06d}": records.dump(attempt)}
         if trace is not None:
-            puts[f"trace/{run_id}/{attempt.number:06d}"] = records.dump(trace)
+            puts[f"trace/{run_id}/{attempt.number:06d}"] = records.dump_trace(trace)
         self.store.write(puts)
 
     def put_event(self, run_id: str, attempt: int, event: TraceEvent) -> None:

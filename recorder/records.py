@@ -180,6 +180,28 @@ def dump(record: Any) -> bytes:
     return json.dumps(_plain(record), separators=(",", ":"), allow_nan=False).encode()
 
 
+def dump_trace(events: list[TraceEvent]) -> bytes:
+    """:func:`dump` of an attempt's trace, written out field by field: a trace holds one
+    event per step call, and this runs when every attempt ends."""
+    rows = [
+        {
+            "seq": e.seq,
+            "key": e.key,
+            "occurrence": e.occurrence,
+            "kind": e.kind,
+            "name": e.name,
+            "status": e.status,
+            "started_at": e.started_at,
+            "duration_s": e.duration_s,
+            "generation": e.generation,
+            "error": None if e.error is None else _plain(e.error),
+            "meta": _plain(e.meta) if e.meta else {},
+        }
+        for e in events
+    ]
+    return json.dumps(rows, separators=(",", ":"), allow_nan=False).encode()
+
+
 _SCALARS = (str, int, float, bool, type(None))
 _FIELD_ORDER: dict[type, tuple[str, ...]] = {}
 

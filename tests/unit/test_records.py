@@ -1,0 +1,53 @@
+"""Record (de)serialization: the JSON forms round-trip and the fast paths agree."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from recorder import records
+from recorder.errors import StoreFormatError
+from recorder.records import AttemptRecord, ErrorInfo, Outcome, StepRecord, TraceEvent
+
+
+def test_dump_trace_writes_what_dump_writes() -> None:
+    """The trace writer's field-by-field copy stays in step with the dataclass."""
+    events = [
+        TraceEvent(
+            1,
+            "sha256:k",
+            0,
+            "llm",
+            "m",
+            "live",
+            1.0,
+            0.5,
+            2,
+            ErrorInfo("E", "boom"),
+            {"model": "m", "cost_usd": 0.1},
+        ),
+        TraceEvent(2, "sha256:k", 1, "step", "s", "replayed", 2.0, 0.0001),
+    ]
+    assert records.dump_trace(events) == records.dump(events)
+    loaded = [records.load(TraceEvent, e) for e in json.loads(records.dump_trace(events))]
+    assert loaded == events
+
+
+def test_records_round_trip() -> None:
+    step = StepRecord(
+        key="sha256:k", occurrence=1, kind="step", name="n", generation=0, attempt=2, seq=3,
+        started_at=1.5, duration_s=0.25, result={"a": [1, 2]}, error=ErrorInfo("E", "m"),
+        meta={"model": "x"}, blobs=("sha256:b",), plain=True,
+    )  # fmt: skip
+    assert records.load(StepRecord, records.dump(step)) == step
+    attempt = AttemptRecord(number=1, mode="auto", generation=0, started_at=1.0, pid=7,
+                            host="h", outcome=Outcome.CRASHED)  # fmt: skip
+    assert records.load(AttemptRecord, records.dump(attempt)) == attempt
+
+
+def test_a_newer_record_format_is_refused() -> None:
+    data = json.loads(records.dump(TraceEvent(1, "k", 0, "llm", "m", "live", 1.0, 0.5)))
+    data["format"] = records.RECORD_FORMAT + 1
+    with pytest.raises(StoreFormatError, match="Upgrade recorder"):
+        records.load(TraceEvent, json.dumps(data).encode())
