@@ -12,7 +12,7 @@ import json
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -60,7 +60,7 @@ class Attempt:
     """The in-memory state of an open attempt."""
 
     record: AttemptRecord
-    recorded: Mapping[tuple[str, int], StepRecord]
+    recorded: dict[tuple[str, int], StepRecord]
     run_lock: RunLock
     used: set[tuple[str, int]] = field(default_factory=set)
     occurrences: dict[str, int] = field(default_factory=dict)

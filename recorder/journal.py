@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +28,7 @@ from .keys import dumps, hash_bytes, is_tagged_hash
 from .records import AttemptRecord, RunRecord, StepRecord, TraceEvent
 from .store import Store
 
-__all__ = ["Damage", "Journal", "RecordIndex"]
+__all__ = ["Damage", "Journal"]
 
 _PART_MIN = 256
 """List items of a request whose JSON is longer than this are stored as their own
@@ -47,39 +47,6 @@ class Damage:
     def __str__(self) -> str:
         where = " ".join(p for p in (self.run_id, self.step) if p) or "store"
         return f"{where}: {self.problem}" + (f" ({self.ref})" if self.ref else "")
-
-
-class RecordIndex(Mapping[tuple[str, int], StepRecord]):
-    """The step records of one run generation by ``(content key, occurrence)``.
-
-    Built from the store keys alone (which hold both); a record is read and parsed only
-    when asked for, so opening a run costs one key scan however long its record is.
-    """
-
-    def __init__(self, journal: Journal, run_id: str, generation: int) -> None:
-        self._journal = journal
-        prefix = f"step/{run_id}/{generation:04d}/"
-        self._keys: dict[tuple[str, int], str] = {}
-        for store_key in journal.store.keys(prefix):
-            content_key, _, occurrence = store_key[len(prefix) :].rpartition("/")
-            self._keys[(content_key, int(occurrence))] = store_key
-        self._loaded: dict[tuple[str, int], StepRecord] = {}
-
-    def __getitem__(self, ident: tuple[str, int]) -> StepRecord:
-        found = self._loaded.get(ident)
-        if found is None:
-            store_key = self._keys[ident]
-            raw = self._journal.store.get(store_key)
-            if raw is None:  # retracted since the index was built
-                raise KeyError(ident)
-            found = self._loaded[ident] = records.load(StepRecord, raw, where=store_key)
-        return found
-
-    def __iter__(self) -> Iterator[tuple[str, int]]:
-        return iter(self._keys)
-
-    def __len__(self) -> int:
-        return len(self._keys)
 
 
 def step_label(record: StepRecord) -> str:

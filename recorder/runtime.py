@@ -41,7 +41,7 @@ from .errors import (
     ReplayMissError,
     RunLockedError,
 )
-from .journal import Journal, RecordIndex, step_label
+from .journal import Journal, step_label
 from .keys import canonical, content_key, dumps, hash_bytes
 from .locks import HOST, RunLock, process_start
 from .records import (
@@ -355,7 +355,7 @@ class Run:
             if self.mode is Mode.RECORD:
                 record = replace(record, generation=record.generation + 1)
                 journal.put_run(record)
-            recorded = RecordIndex(journal, self.run_id, record.generation)
+            recorded = {s.ident: s for s in journal.steps(self.run_id, record.generation)}
             attempt = AttemptRecord(
                 number=(last.number if last else 0) + 1,
                 mode=self.mode.value,
