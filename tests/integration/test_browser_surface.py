@@ -64,6 +64,9 @@ RECORDER_CLI = REPO / ".venv" / "bin" / "recorder"
 EMAIL = "ada@example.com"
 PNG = b"\x89PNG\r\n\x1a\n"
 SHORT = 250
+"""Milliseconds for an element that must be missing."""
+PATIENT = 15_000
+"""Milliseconds for an element that must be there (a slow CI machine is not a failure)."""
 """Milliseconds: the timeout of steps that are expected to fail."""
 
 # Async tests run on the module's event loop, the one the shared browser lives on.
@@ -876,6 +879,38 @@ async def test_wrapped_page_url_replays_the_recorded_url(
 
 
 @on_module_loop
+async def test_a_navigation_the_step_queued_lands_in_its_checkpoint(
+    aio: None, site: FixtureSite, store_dir: Path
+) -> None:
+    """Playwright may return from a step before the navigation it queued lands (here a
+    script navigates from a zero-delay timer, to a response held back 300 ms). The
+    checkpoint waits for it, so the step's URL is the new one and a resumed run is
+    restored there."""
+
+    async def held_back(route: Any) -> None:
+        await asyncio.sleep(0.3)
+        await route.continue_()
+
+    script = "() => { setTimeout(() => { location.href = '/search?q=held' }, 0) }"
+    with pytest.raises(KeyboardInterrupt):
+        async with recorder.run("queued-navigation", store=store_dir) as run:
+            page = await run.new_page()
+            await page.goto(site.url + "/login")
+            await (await page.unwrap()).route("**/search*", held_back)
+            await page.evaluate(script)
+            raise KeyboardInterrupt
+    assert last_attempt(store_dir, "queued-navigation")["url"].tolist() == [
+        site.url + "/login",
+        site.url + "/search?q=held",
+    ]
+    async with recorder.run("queued-navigation", store=store_dir) as run:
+        page = await run.new_page()
+        await page.goto(site.url + "/login")
+        await page.evaluate(script)
+        assert "Search flights" in await page.title()  # live, on the restored page
+
+
+@on_module_loop
 async def test_wrapped_page_resumes_from_the_checkpoint(
     aio: None, site: FixtureSite, store_dir: Path, own_browser: Any
 ) -> None:
@@ -888,7 +923,7 @@ async def test_wrapped_page_resumes_from_the_checkpoint(
     async with recorder.run("wrapped-resume", store=store_dir) as run:
         page = run.wrap(await own_browser.new_page())
         await sign_in(page, site)
-        text = await page.locator("#signed-in-as").inner_text(timeout=SHORT)
+        text = await page.locator("#signed-in-as").inner_text(timeout=PATIENT)
     assert text == f"Signed in as {EMAIL}"
 
 

@@ -17,11 +17,23 @@ from urllib.parse import urlsplit
 
 from .drive import Op, Parallel
 
-__all__ = ["CHECKPOINT_VERSION", "capture_steps", "context_options", "restore_steps"]
+__all__ = [
+    "CHECKPOINT_VERSION",
+    "NavigationWatch",
+    "capture_steps",
+    "context_options",
+    "restore_steps",
+]
 
 CHECKPOINT_VERSION = 1
+SETTLE_LIMIT_S = 10.0
+"""How long a capture waits for a navigation the step started to land."""
+_POLL_MS = 20
 
-_PAGE_STATE_JS = """() => {
+# The two zero-delay timers let the page run what the action queued (a form submitted
+# from a click handler, a redirect in a timeout 0) before the state is read.
+_PAGE_STATE_JS = """async () => {
+  for (let i = 0; i < 2; i++) await new Promise((resolve) => setTimeout(resolve, 0));
   const read = (storage) => {
     const items = [];
     try {
@@ -33,7 +45,7 @@ _PAGE_STATE_JS = """() => {
     return items;
   };
   return {origin: location.origin, local: read(localStorage), session: read(sessionStorage),
-          width: innerWidth, height: innerHeight};
+          width: innerWidth, height: innerHeight, ready: document.readyState};
 }"""
 
 _RESTORE_STORAGE_JS = """([session, local]) => {
@@ -43,8 +55,51 @@ _RESTORE_STORAGE_JS = """([session, local]) => {
 _RESTORE_PATH = "/__recorder_restore_session__"
 
 
+class NavigationWatch:
+    """Follows a real page's main-frame navigations through Playwright's events, so a
+    capture can tell that the step it follows started one that has not landed yet.
+
+    Playwright no longer promises that ``click`` or ``press`` return after the
+    navigation they cause (a form posted from a click handler, a redirect in a timer):
+    without this a checkpoint could hold the page before the navigation, and a resumed
+    run would be restored to it (signed out, on the old URL).
+    """
+
+    def __init__(self, page: Any) -> None:
+        self.page = page
+        self.pending: set[Any] = set()
+        self.seen = 0
+        page.on("request", self._request)
+        page.on("requestfinished", self._finished)
+        page.on("requestfailed", self._finished)
+        page.on("framenavigated", self._navigated)
+
+    def _request(self, request: Any) -> None:
+        if request.is_navigation_request() and request.frame == self.page.main_frame:
+            self.pending.add(request)
+            self.seen += 1
+
+    def _finished(self, request: Any) -> None:
+        # a redirect finishes its request and issues the next one at once
+        if request.redirected_to is None:
+            self.pending.discard(request)
+
+    def _navigated(self, frame: Any) -> None:
+        if frame == self.page.main_frame:
+            self.pending.clear()
+
+
+def _is_navigation_race(error: Exception) -> bool:
+    text = str(error)
+    return "context was destroyed" in text or "navigat" in text
+
+
 def capture_steps(
-    page: Any, local_by_origin: dict[str, list[Any]], *, indexed_db: bool
+    page: Any,
+    local_by_origin: dict[str, list[Any]],
+    *,
+    indexed_db: bool,
+    watch: NavigationWatch | None = None,
 ) -> Generator[Op, Any, bytes]:
     """Steps returning the checkpoint of ``page`` as canonical JSON bytes.
 
@@ -53,16 +108,41 @@ def capture_steps(
     ``local_by_origin`` carries localStorage of the origins this page visited before
     and is updated with the current one. With ``indexed_db`` Playwright's
     ``storage_state(indexed_db=True)`` is used instead, at several times the cost.
+
+    The state is read once the page has settled: a main-frame navigation that ``watch``
+    saw start (before or during the read) is waited for, up to :data:`SETTLE_LIMIT_S`,
+    and the state read again on the new document. A navigation that a page starts
+    later than its queued tasks (after a fetch, in a delayed timer) is not waited for:
+    follow such an action with ``page.wait_for_url(...)``, which is recorded and
+    checkpointed.
     """
     context = page.context
+    polls = int(SETTLE_LIMIT_S * 1000 / _POLL_MS)
+    for poll in range(polls + 1):
+        seen = watch.seen if watch is not None else 0
+        try:
+            if indexed_db:
+                storage, state = yield Parallel(
+                    lambda: context.storage_state(indexed_db=True),
+                    lambda: page.evaluate(_PAGE_STATE_JS),
+                )
+            else:
+                cookies, state = yield Parallel(
+                    context.cookies, lambda: page.evaluate(_PAGE_STATE_JS)
+                )
+        except Exception as error:
+            if poll == polls or not _is_navigation_race(error):
+                raise
+            yield lambda: page.wait_for_timeout(_POLL_MS)
+            continue
+        moving = watch is not None and (watch.pending or watch.seen != seen)
+        if poll == polls or not (moving or state["ready"] == "loading"):
+            break
+        yield lambda: page.wait_for_timeout(_POLL_MS)
     if indexed_db:
-        storage, state = yield Parallel(
-            lambda: context.storage_state(indexed_db=True), lambda: page.evaluate(_PAGE_STATE_JS)
-        )
         origins = storage.get("origins", [])
         cookies = storage.get("cookies", [])
     else:
-        cookies, state = yield Parallel(context.cookies, lambda: page.evaluate(_PAGE_STATE_JS))
         if state["origin"].startswith(("http://", "https://")):
             local_by_origin[state["origin"]] = state["local"]
         origins = [

@@ -54,8 +54,8 @@ READS = frozenset({
 EVALUATES = frozenset({"evaluate"})
 SCREENSHOTS = frozenset({"screenshot"})
 RECORDED = NAVIGATIONS | WAITS | ACTIONS | READS | EVALUATES | SCREENSHOTS
-CHANGES_STATE = NAVIGATIONS | ACTIONS | EVALUATES
-"""Steps after which a checkpoint is taken."""
+CHANGES_STATE = NAVIGATIONS | WAITS | ACTIONS | EVALUATES
+"""Steps after which a checkpoint is taken (a wait lets a navigation land)."""
 BUILDERS = frozenset({
     "locator", "get_by_role", "get_by_text", "get_by_label", "get_by_placeholder",
     "get_by_test_id", "get_by_alt_text", "get_by_title", "nth", "filter", "and_", "or_",
@@ -179,6 +179,7 @@ class PageState:
         self.history: list[StepRecord] = []
         self.local_by_origin: dict[str, list[Any]] = {}
         self.real: Any = None
+        self.watch: checkpoints.NavigationWatch | None = None
         self.owned = True
         self.started = False
 
@@ -243,7 +244,7 @@ class PageState:
         result = _result_of(action, raw)
         if action in CHANGES_STATE:
             data = yield from checkpoints.capture_steps(
-                page, self.local_by_origin, indexed_db=run.indexed_db
+                page, self.local_by_origin, indexed_db=run.indexed_db, watch=self.watch
             )
             ref = hash_bytes(data)
             blobs[ref] = data
@@ -305,6 +306,7 @@ class PageState:
             )
         elif run.browser_resume == "reexecute" and self.history:
             yield from self._reexecute_steps(page)
+        self.watch = checkpoints.NavigationWatch(page)
         self.started = True
         return page
 
