@@ -13,11 +13,13 @@ when a feature that needs them is used.
 from __future__ import annotations
 
 from .errors import (
+    AmbiguousEffectError,
     ConfigError,
     DamagedRecordError,
     DivergenceError,
     DivergenceWarning,
     NotSerializableError,
+    QuotaExceededError,
     RecordedStepError,
     RecorderError,
     ReplayMissError,
@@ -25,6 +27,7 @@ from .errors import (
     RunNotFoundError,
     StoreError,
     StoreFormatError,
+    Suspended,
     UnsafeStoreError,
 )
 from .history import RunHistory, load, runs
@@ -35,6 +38,7 @@ from .store import DiskStore, MemoryStore, Store, open_store
 __version__ = "0.1.0"
 
 __all__ = [
+    "AmbiguousEffectError",
     "ConfigError",
     "DamagedRecordError",
     "DiskStore",
@@ -45,6 +49,7 @@ __all__ = [
     "NotSerializableError",
     "OnDivergence",
     "Outcome",
+    "QuotaExceededError",
     "RecordedStepError",
     "RecorderError",
     "ReplayMissError",
@@ -55,6 +60,7 @@ __all__ = [
     "Store",
     "StoreError",
     "StoreFormatError",
+    "Suspended",
     "UnsafeStoreError",
     "current_run",
     "load",

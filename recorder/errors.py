@@ -12,13 +12,18 @@ of mistake carry that base too (a bad argument is a ``ValueError``)::
     │                                       while recorded steps were left unused
     ├── RunLockedError                      another live process holds the run
     ├── RecordedStepError                   replay of a recorded error whose type cannot be rebuilt
+    ├── AmbiguousEffectError                an effect started (intent marker) but never finished
     ├── StoreError                          the store cannot be used as asked
         ├── StoreFormatError                written by a newer recorder, or not a recorder store
         ├── UnsafeStoreError                a pickled row, or a directory others can write to
         ├── DamagedRecordError              a blob or record is missing or fails its hash
+        ├── QuotaExceededError              a write would pass the store's max_store_bytes
         └── RunNotFoundError (LookupError)  no run by that name in the store
 
     DivergenceWarning (UserWarning)         on_divergence="warn": the same news as a warning
+
+    Suspended (BaseException)               not an error: the attempt waits for a signal or a
+                                            timer; ``with run:`` ends it cleanly as suspended
 """
 
 from __future__ import annotations
@@ -27,11 +32,13 @@ from collections.abc import Mapping
 from typing import Any
 
 __all__ = [
+    "AmbiguousEffectError",
     "ConfigError",
     "DamagedRecordError",
     "DivergenceError",
     "DivergenceWarning",
     "NotSerializableError",
+    "QuotaExceededError",
     "RecordedStepError",
     "RecorderError",
     "ReplayMissError",
@@ -39,6 +46,7 @@ __all__ = [
     "RunNotFoundError",
     "StoreError",
     "StoreFormatError",
+    "Suspended",
     "UnsafeStoreError",
 ]
 
@@ -102,6 +110,30 @@ class RecordedStepError(RecorderError):
         self.message = message
 
 
+class AmbiguousEffectError(RecorderError):
+    """An effect's intent marker is recorded but its completion is not: the process
+    died (or was interrupted) inside it, so whether it happened is unknown.
+
+    ``effect`` is its name, ``started_at`` the UNIX time its intent was written,
+    ``attempt`` the attempt that wrote it and ``idempotency_key`` the key it was given.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        effect: str,
+        started_at: float | None = None,
+        attempt: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.effect = effect
+        self.started_at = started_at
+        self.attempt = attempt
+        self.idempotency_key = idempotency_key
+
+
 class StoreError(RecorderError):
     """The store cannot be used as asked."""
 
@@ -123,6 +155,11 @@ class DamagedRecordError(StoreError):
     """
 
 
+class QuotaExceededError(StoreError):
+    """A write would make the store larger than its ``max_store_bytes``. Nothing is
+    evicted to make room: delete runs (``recorder rm``) or raise the quota."""
+
+
 class RunNotFoundError(StoreError, LookupError):
     """No run with that name (or id) in the store."""
 
@@ -130,3 +167,20 @@ class RunNotFoundError(StoreError, LookupError):
 class DivergenceWarning(UserWarning):
     """A re-run asked for a step that is not recorded while recorded steps remain
     unused; it goes live. Issued once per attempt (``on_divergence="warn"``)."""
+
+
+class Suspended(BaseException):
+    """The attempt cannot go on yet: it waits for a signal (``run.wait_for``) or a
+    durable timer (``run.sleep``). Raised from inside the run; ``with run:`` catches it,
+    ends the attempt as *suspended* and does not re-raise. A BaseException, so that
+    ``except Exception`` in user code does not swallow it.
+
+    ``reason`` is ``"signal"`` or ``"timer"``, ``name`` the signal or timer name and
+    ``wake_at`` the UNIX time a timer wakes (``None`` for a signal).
+    """
+
+    def __init__(self, message: str, *, reason: str, name: str, wake_at: float | None = None):
+        super().__init__(message)
+        self.reason = reason
+        self.name = name
+        self.wake_at = wake_at
