@@ -12,6 +12,7 @@ when a feature that needs them is used.
 
 from __future__ import annotations
 
+from .effects import OnAmbiguous
 from .errors import (
     AmbiguousEffectError,
     ConfigError,
@@ -32,7 +33,8 @@ from .errors import (
 )
 from .history import RunHistory, load, runs
 from .records import Outcome
-from .runtime import Mode, OnDivergence, Run, current_run, run, step
+from .retry import Retry
+from .runtime import Mode, OnDivergence, Run, current_run, run, signal, step
 from .store import DiskStore, MemoryStore, Store, open_store
 
 __version__ = "0.1.0"
@@ -47,12 +49,14 @@ __all__ = [
     "MemoryStore",
     "Mode",
     "NotSerializableError",
+    "OnAmbiguous",
     "OnDivergence",
     "Outcome",
     "QuotaExceededError",
     "RecordedStepError",
     "RecorderError",
     "ReplayMissError",
+    "Retry",
     "Run",
     "RunHistory",
     "RunLockedError",
@@ -67,5 +71,6 @@ __all__ = [
     "open_store",
     "run",
     "runs",
+    "signal",
     "step",
 ]

@@ -8,6 +8,7 @@ before :meth:`Call.commit` returns.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import sys
 import threading
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from . import values
 from .errors import RecordedStepError, RecorderError
 from .journal import step_label
-from .keys import dumps, hash_bytes
+from .keys import canonical, dumps, hash_bytes
 from .records import AttemptRecord, ErrorInfo, StepRecord, TraceEvent
 
 if TYPE_CHECKING:
@@ -84,6 +85,10 @@ class Attempt:
             found.update(s for s in source() if isinstance(s, str) and len(s) >= 6)
         return found
 
+    intents: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
+    """Intent markers of effects that started and have no record (ambiguous ones)."""
+    compensations: list[Any] = field(default_factory=list)
+    """Undo callables of the effects done in this attempt (for ``saga=True``)."""
     raised: list[tuple[BaseException, StepRecord]] = field(default_factory=list)
     """Recorded errors raised to the program in this attempt (live or replayed): if one
     of them ends the attempt, its record is retracted so the next attempt retries it."""
@@ -103,6 +108,7 @@ class Call:
         "_attempt",
         "_run",
         "_t0",
+        "clears",
         "key",
         "kind",
         "meta",
@@ -131,6 +137,8 @@ class Call:
         self.seq, self.key, self.occurrence = seq, key, occurrence
         self.kind, self.name, self.request, self.meta = kind, name, request, meta
         self.record = record
+        self.clears: tuple[str, ...] = ()
+        """Store keys removed by the same write as this call's record (an intent)."""
         self.started_at = run._clock()
         self._t0 = time.perf_counter()
 
@@ -226,6 +234,19 @@ class Call:
     def abandon(self) -> None:
         """The live step was interrupted; nothing is recorded and it will run again."""
 
+    def failed_try(self, exc: BaseException, number: int) -> None:
+        """Try ``number`` of a retried live call raised ``exc`` and another try follows:
+        a trace row (written through at once), no record."""
+        info = ErrorInfo.from_exception(exc, redact=self._attempt.secrets())
+        saved = self.meta
+        self.meta = {**saved, "try": number}
+        try:
+            event = self._event("failed", info)
+        finally:
+            self.meta = saved
+        self._attempt.stats.failed += 1
+        self._run.journal.put_event(self._run.run_id, self._attempt.record.number, event)
+
     @contextlib.contextmanager
     def live(self, *, record_errors: bool) -> Iterator[None]:
         """Around the real work of a live step: nested calls inside are not recorded; an
@@ -263,7 +284,13 @@ class Call:
             if len(text) > _INLINE_LIMIT:
                 result, result_ref = None, hash_bytes(text)
                 blobs[result_ref] = text
-        request_ref = run.journal.split_request(self.request, blobs)
+        request = self.request
+        if run.redact is not None:  # the key stays that of the real request
+            request = canonical(
+                run.redact(self.kind, copy.deepcopy(request)),
+                where=f"what redact= returned for {self.label}",
+            )
+        request_ref = run.journal.split_request(request, blobs)
         record = StepRecord(
             key=self.key,
             occurrence=self.occurrence,
@@ -282,7 +309,7 @@ class Call:
             blobs=tuple(blobs),
             plain=plain,
         )
-        run.journal.put_step(run.run_id, record, blobs)
+        run.journal.put_step(run.run_id, record, blobs, deletes=self.clears)
         if error is None:
             att.stats.live += 1
         else:

@@ -7,6 +7,8 @@ Key layout (``docs/storage.md`` is the contract)::
     attempt/<run_id>/<attempt:06d>                AttemptRecord
     step/<run_id>/<generation:04d>/<key>/<occ:06d> StepRecord
     event/<run_id>/<attempt:06d>/<seq:08d>        TraceEvent of a failed call, written at once
+    intent/<run_id>/<generation:04d>/<key>/<occ:06d>  an effect that started and has no record yet
+    signal/<run_id>/<name>/<n:06d>                the n-th value sent to a run's wait_for(name)
     trace/<run_id>/<attempt:06d>                  every TraceEvent of an ended attempt
     blob/<sha256:...>                             content-addressed bytes
 
@@ -28,7 +30,7 @@ from .keys import dumps, hash_bytes, is_tagged_hash
 from .records import AttemptRecord, RunRecord, StepRecord, TraceEvent
 from .store import Store
 
-__all__ = ["Damage", "Journal"]
+__all__ = ["Damage", "Journal", "intent_key"]
 
 _PART_MIN = 256
 """List items of a request whose JSON is longer than this are stored as their own
@@ -170,7 +172,10 @@ class Journal:
         self.store.write(puts)
 
     def put_event(self, run_id: str, attempt: int, event: TraceEvent) -> None:
-        self.store.write({f"event/{run_id}/{attempt:06d}/{event.seq:08d}": records.dump(event)})
+        try_number = event.meta.get("try")
+        suffix = f".{try_number:04d}" if isinstance(try_number, int) else ""
+        key = f"event/{run_id}/{attempt:06d}/{event.seq:08d}{suffix}"
+        self.store.write({key: records.dump(event)})
 
     def trace(self, run_id: str, attempt: int) -> list[TraceEvent] | None:
         """The full trace of an ended attempt, or ``None`` if it never ended cleanly."""
@@ -192,17 +197,59 @@ class Journal:
         prefix = f"step/{run_id}/" if generation is None else f"step/{run_id}/{generation:04d}/"
         return [records.load(StepRecord, raw, where=key) for key, raw in self.store.scan(prefix)]
 
-    def put_step(self, run_id: str, step: StepRecord, blobs: Mapping[str, bytes]) -> None:
-        """Write a finished step and every blob it needs in one atomic write."""
+    def put_step(
+        self,
+        run_id: str,
+        step: StepRecord,
+        blobs: Mapping[str, bytes],
+        *,
+        deletes: tuple[str, ...] = (),
+        sync: bool = False,
+    ) -> None:
+        """Write a finished step and every blob it needs in one atomic write (which also
+        removes ``deletes``: an effect's intent marker goes with its record's arrival)."""
         with self._lock:
             new = {"blob/" + r: d for r, d in blobs.items() if r not in self._known_blobs}
-        self.store.write({_step_key(run_id, step): records.dump(step)}, adds=new)
+        self.store.write(
+            {_step_key(run_id, step): records.dump(step)}, adds=new, deletes=deletes, sync=sync
+        )
         with self._lock:
             self._known_blobs.update(blobs)
 
     def delete_step(self, run_id: str, step: StepRecord) -> None:
-        """Retract one step record (its blobs stay until garbage collection)."""
-        self.store.write(deletes=[_step_key(run_id, step)])
+        """Retract one step record (its blobs stay until garbage collection) and any
+        intent marker of the same step."""
+        intent = intent_key(run_id, step.generation, step.key, step.occurrence)
+        self.store.write(deletes=[_step_key(run_id, step), intent])
+
+    # -- effects and signals -----------------------------------------------------------
+
+    def intents(self, run_id: str, generation: int) -> dict[tuple[str, int], dict[str, Any]]:
+        """The intent markers of a generation: effects that started and have no record."""
+        found: dict[tuple[str, int], dict[str, Any]] = {}
+        for key, raw in self.store.scan(f"intent/{run_id}/{generation:04d}/"):
+            *_, step_key, occurrence = key.split("/")
+            try:
+                found[step_key, int(occurrence)] = json.loads(raw)
+            except ValueError as error:
+                raise DamagedRecordError(f"intent marker {key} is unreadable: {error}") from error
+        return found
+
+    def put_intent(self, key: str, marker: Mapping[str, Any]) -> None:
+        """Write an effect's intent marker durably (flushed to disk) before it runs."""
+        self.store.write({key: dumps(dict(marker)).encode()}, sync=True)
+
+    def signals(self, run_id: str, name: str) -> list[dict[str, Any]]:
+        """Every value sent to ``wait_for(name)`` of a run, oldest first."""
+        return [json.loads(raw) for _, raw in self.store.scan(f"signal/{run_id}/{name}/")]
+
+    def put_signal(self, run_id: str, name: str, doc: Mapping[str, Any]) -> int:
+        """Append a signal (atomic against concurrent senders); return its number."""
+        data = dumps(dict(doc)).encode()
+        number = len(self.store.keys(f"signal/{run_id}/{name}/"))
+        while not self.store.swap(f"signal/{run_id}/{name}/{number:06d}", None, data):
+            number += 1
+        return number
 
     # -- maintenance -------------------------------------------------------------------
 
@@ -210,7 +257,7 @@ class Journal:
         """Delete a run's records, then every blob no other run needs; return the
         number of step records deleted."""
         deleted = len(self.store.keys(f"step/{run_id}/"))
-        for prefix in ("step", "attempt", "event", "trace", "lock"):
+        for prefix in ("step", "attempt", "event", "trace", "lock", "intent", "signal"):
             self.store.delete_prefix(f"{prefix}/{run_id}/")
         self.store.write(deletes=["run/" + run_id, "lock/" + run_id])
         self.collect_garbage()
@@ -255,6 +302,11 @@ class Journal:
                         )
                     )
         return damage
+
+
+def intent_key(run_id: str, generation: int, key: str, occurrence: int) -> str:
+    """Where the intent marker of one effect call lives."""
+    return f"intent/{run_id}/{generation:04d}/{key}/{occurrence:06d}"
 
 
 def _step_key(run_id: str, step: StepRecord) -> str:

@@ -37,6 +37,8 @@ class Outcome(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     INTERRUPTED = "interrupted"
+    SUSPENDED = "suspended"
+    """Waiting for a signal or a durable timer: re-run to go on."""
     CRASHED = "crashed"
 
 

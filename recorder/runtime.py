@@ -31,8 +31,10 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast, overload
 
+from . import effects
 from .call import Attempt, Call, RunStats, in_live_step
 from .diff import describe_differences, nearest
+from .effects import OnAmbiguous
 from .errors import (
     ConfigError,
     DivergenceError,
@@ -40,6 +42,7 @@ from .errors import (
     RecorderError,
     ReplayMissError,
     RunLockedError,
+    Suspended,
 )
 from .journal import Journal, step_label
 from .keys import canonical, content_key, dumps, hash_bytes
@@ -51,6 +54,7 @@ from .records import (
     RunRecord,
     StepRecord,
 )
+from .retry import Retry, acall_with_retry, as_retry, call_with_retry
 from .store import Store, open_store
 
 if TYPE_CHECKING:
@@ -62,7 +66,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BrowserResume", "Call", "Mode", "OnDivergence", "Run", "Screenshots", "current_run",
-    "run", "step",
+    "run", "signal", "step",
 ]  # fmt: skip
 
 P = ParamSpec("P")
@@ -216,8 +220,20 @@ class Run:
         chromium: str | None = None,
         headless: bool = True,
         indexed_db: bool = False,
+        on_ambiguous: OnAmbiguous | str = OnAmbiguous.RAISE,
+        saga: bool = False,
+        redact: Callable[[str, Any], Any] | None = None,
     ) -> None:
         self.name = validate_name(name)
+        self.on_ambiguous = OnAmbiguous(on_ambiguous)
+        self.saga = bool(saga)
+        if redact is not None and not callable(redact):
+            raise ConfigError(
+                f"redact= takes a callable (kind, request) -> request, not {redact!r}."
+            )
+        self.redact = redact
+        self.suspension: Suspended | None = None
+        """Why the last attempt suspended (``None`` unless it did)."""
         self.mode = Mode(mode)
         self.on_divergence = OnDivergence(on_divergence)
         self.record_llm_errors = bool(record_llm_errors)
@@ -291,10 +307,14 @@ class Run:
             _active[id(self)] = self
         return self
 
-    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> bool:
+        att = self._attempt
+        if att is not None and self.saga and isinstance(exc, Exception) and att.compensations:
+            effects.compensate(self, att)
         for pending in self._call_closers():
             _finish_later(pending)
         self._close(exc)
+        return isinstance(exc, Suspended)
 
     async def __aenter__(self) -> Run:
         entered = self.__enter__()
@@ -302,13 +322,17 @@ class Run:
             self._attempt.entered_async = True
         return entered
 
-    async def __aexit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+    async def __aexit__(self, exc_type: object, exc: BaseException | None, tb: object) -> bool:
+        att = self._attempt
+        if att is not None and self.saga and isinstance(exc, Exception) and att.compensations:
+            await effects.acompensate(self, att)
         for pending in self._call_closers():
             try:
                 await pending
             except Exception as error:  # never mask the body's own exception
                 warnings.warn(f"closing a resource of the run failed: {error}", stacklevel=2)
         self._close(exc)
+        return isinstance(exc, Suspended)
 
     def _call_closers(self) -> list[Any]:
         """Call the attempt's closers, newest first; return the awaitables they gave."""
@@ -356,6 +380,7 @@ class Run:
                 record = replace(record, generation=record.generation + 1)
                 journal.put_run(record)
             recorded = {s.ident: s for s in journal.steps(self.run_id, record.generation)}
+            intents = journal.intents(self.run_id, record.generation)
             attempt = AttemptRecord(
                 number=(last.number if last else 0) + 1,
                 mode=self.mode.value,
@@ -369,14 +394,19 @@ class Run:
         except BaseException:
             lock.release()
             raise
-        return Attempt(record=attempt, recorded=recorded, run_lock=lock)
+        return Attempt(record=attempt, recorded=recorded, run_lock=lock, intents=intents)
 
     def _close(self, exc: BaseException | None) -> None:
         att = self._attempt
         if att is None:
             return
+        self.suspension = None
         if exc is None:
             outcome, error = Outcome.COMPLETED, None
+        elif isinstance(exc, Suspended):
+            outcome, error = Outcome.SUSPENDED, None
+            self.suspension = exc
+            print(f"recorder: {exc}", file=sys.stderr, flush=True)
         elif _is_interrupt(exc):
             outcome, error = Outcome.INTERRUPTED, None
         elif isinstance(exc, SystemExit):
@@ -517,37 +547,182 @@ class Run:
 
     # -- generic steps -----------------------------------------------------------------
 
-    def step(self, name: str, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    def step(
+        self,
+        name: str,
+        fn: Callable[..., T],
+        /,
+        *args: Any,
+        retry: Retry | int | None = None,
+        **kwargs: Any,
+    ) -> T:
         """Run ``fn(*args, **kwargs)`` as a recorded step named ``name``.
 
         The key covers the name and the arguments (which must have a JSON form); the
         result must be JSON-representable (bytes allowed). A step that raised replays by
         raising the same error type and message. Inside a live step, nested steps and
         LLM calls are not recorded separately: the step's result is the record.
+        ``retry`` (a :class:`~recorder.retry.Retry` or a number of tries) tries a
+        raising ``fn`` again; each failed try is a trace row. (``retry`` is therefore
+        not passed on to ``fn``.)
         """
+        spec = as_retry(retry)
         if in_live_step():
             return fn(*args, **kwargs)
         call = self.begin("step", name, {"args": args, "kwargs": kwargs})
         if call.replayed:
             return call.replay()  # type: ignore[no-any-return]
         with call.live(record_errors=True):
-            result = fn(*args, **kwargs)
+            result = call_with_retry(spec, call, lambda: fn(*args, **kwargs))
         call.commit(result)
         return result
 
     async def astep(
-        self, name: str, fn: Callable[..., Awaitable[T] | T], /, *args: Any, **kwargs: Any
+        self,
+        name: str,
+        fn: Callable[..., Awaitable[T] | T],
+        /,
+        *args: Any,
+        retry: Retry | int | None = None,
+        **kwargs: Any,
     ) -> T:
         """:meth:`step` for a coroutine function (a plain function works too)."""
+        spec = as_retry(retry)
         if in_live_step():
             return await _maybe_await(fn(*args, **kwargs))
         call = self.begin("step", name, {"args": args, "kwargs": kwargs})
         if call.replayed:
             return call.replay()  # type: ignore[no-any-return]
         with call.live(record_errors=True):
-            result = await _maybe_await(fn(*args, **kwargs))
+            result = await acall_with_retry(spec, call, lambda: _maybe_await(fn(*args, **kwargs)))
         call.commit(result)
         return result
+
+    # -- side effects ------------------------------------------------------------------
+
+    def once(
+        self,
+        name: str,
+        fn: Callable[..., Any],
+        /,
+        *args: Any,
+        on_ambiguous: OnAmbiguous | str | None = None,
+        check: Callable[[str], Any] | None = None,
+        compensate: Callable[..., Any] | None = None,
+        retry: Retry | int | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Run the side effect ``fn(*args, **kwargs)`` at most once across re-runs.
+
+        Before ``fn`` runs, an intent marker is written durably; its result and the
+        "done" record are written together after it returns. A re-run returns the
+        recorded result without calling ``fn``. An effect that started and never
+        finished (the process died inside it) is ambiguous: ``on_ambiguous`` (default:
+        the run's, ``"raise"``) says whether to raise AmbiguousEffectError, ``"retry"``
+        or ``"assume_done"``; ``check(idempotency_key)`` asks your own check instead.
+        ``fn`` gets ``idempotency_key=`` (the same on every re-run) when it has that
+        parameter. ``compensate(result)`` undoes it when a ``saga=True`` run fails.
+        For a coroutine function this returns an awaitable: ``await run.once(...)``.
+        """
+        options: dict[str, Any] = {"on_ambiguous": on_ambiguous, "check": check,
+                                   "compensate": compensate, "retry": retry}  # fmt: skip
+        if effects.is_async(fn):
+            return effects.aonce(self, name, fn, args, kwargs, **options)
+        return effects.once(self, name, fn, args, kwargs, **options)
+
+    async def aonce(
+        self,
+        name: str,
+        fn: Callable[..., Any],
+        /,
+        *args: Any,
+        on_ambiguous: OnAmbiguous | str | None = None,
+        check: Callable[[str], Any] | None = None,
+        compensate: Callable[..., Any] | None = None,
+        retry: Retry | int | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """:meth:`once`, always awaitable (``fn`` and ``check`` may be plain or async)."""
+        return await effects.aonce(self, name, fn, args, kwargs, on_ambiguous=on_ambiguous,
+                                   check=check, compensate=compensate, retry=retry)  # fmt: skip
+
+    # -- durable waits -----------------------------------------------------------------
+
+    def wait_for_sync(self, name: str) -> Any:
+        """:meth:`wait_for` for plain (``with``) code."""
+        name = validate_name(name)
+        call = self.begin("signal", name, None)
+        if call.replayed:
+            return call.replay()
+        sent = self.journal.signals(self.run_id, name)
+        if len(sent) > call.occurrence:
+            signal = sent[call.occurrence]
+            call.commit(signal.get("value"), meta={"sent_at": signal.get("sent_at")})
+            return signal.get("value")
+        call.abandon()
+        raise Suspended(
+            f"run {self.run_id!r} is waiting for {name!r} (suspended, nothing lost): deliver "
+            f"it with recorder.signal({self.name!r}, {name!r}, value) or `recorder signal "
+            f"{self.name} {name} VALUE`, then re-run.",
+            reason="signal",
+            name=name,
+        )
+
+    async def wait_for(self, name: str) -> Any:
+        """The value sent to this run as signal ``name``; if none has arrived, the
+        attempt ends cleanly as *suspended* (``with run:`` swallows the
+        :class:`~recorder.errors.Suspended` it raises). Send one with
+        :func:`recorder.signal` or ``recorder signal RUN NAME VALUE``, then re-run: the
+        run goes on with the value. The n-th wait for a name gets the n-th signal."""
+        return self.wait_for_sync(name)
+
+    def sleep_until_sync(self, when: datetime | float) -> None:
+        """:meth:`sleep_until` for plain (``with``) code."""
+        if isinstance(when, datetime):
+            if when.tzinfo is None:
+                raise ConfigError(
+                    "sleep_until() needs an aware datetime (with a timezone), e.g. "
+                    "datetime.now(timezone.utc) + timedelta(hours=1)."
+                )
+            wake = when.timestamp()
+        elif isinstance(when, int | float) and not isinstance(when, bool):
+            wake = float(when)
+        else:
+            raise ConfigError(f"sleep_until() takes a datetime or epoch seconds, not {when!r}.")
+        self._timer({"until": wake}, lambda: wake)
+
+    async def sleep_until(self, when: datetime | float) -> None:
+        """Durable sleep to ``when`` (an aware datetime or epoch seconds): before that
+        time the attempt ends as *suspended*; a re-run after it goes on."""
+        self.sleep_until_sync(when)
+
+    def sleep_sync(self, seconds: float) -> None:
+        """:meth:`sleep` for plain (``with``) code."""
+        if not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds < 0:
+            raise ConfigError(f"sleep() takes seconds >= 0, not {seconds!r}.")
+        self._timer({"seconds": float(seconds)}, lambda: self._clock() + float(seconds))
+
+    async def sleep(self, seconds: float) -> None:
+        """Durable sleep: the wake time (now + ``seconds``) is recorded the first time;
+        until then every re-run suspends again, after it the run goes on."""
+        self.sleep_sync(seconds)
+
+    def _timer(self, request: dict[str, float], wake_at: Callable[[], float]) -> None:
+        call = self.begin("timer", "sleep", request)
+        if call.replayed:
+            wake = float(call.replay()["wake_at"])
+        else:
+            wake = wake_at()
+            call.commit({"wake_at": wake})
+        if self._clock() < wake:
+            when = datetime.fromtimestamp(wake, UTC).isoformat(timespec="seconds")
+            raise Suspended(
+                f"run {self.run_id!r} sleeps until {when} (suspended, nothing lost): re-run "
+                "it after that time to go on.",
+                reason="timer",
+                name="sleep",
+                wake_at=wake,
+            )
 
     def _value(self, kind: str, make: Callable[[], Any]) -> Any:
         if in_live_step():
@@ -625,6 +800,31 @@ class Run:
         return self.history().to_dataframe()
 
 
+def signal(
+    run: Run | str,
+    name: str,
+    value: Any = None,
+    *,
+    store: Store | str | _os.PathLike[str] | None = None,
+) -> int:
+    """Send ``value`` to the run's ``wait_for(name)``; return the signal's number.
+
+    ``run`` is a :class:`Run`, a run id (``name@hash``) or a run name (its most recently
+    active run). The value must have a JSON form. A suspended run goes on when it is
+    re-run; signals sent before the run waits are kept for it, in order.
+    """
+    from .history import find_run
+
+    name = validate_name(name)
+    if isinstance(run, Run):
+        journal, run_id = run.journal, run.run_id
+    else:
+        journal = Journal(open_store(store))
+        run_id = find_run(journal, validate_name(run))
+    doc = {"value": canonical(value, where=f"the value of signal {name!r}"), "sent_at": time.time()}
+    return journal.put_signal(run_id, name, doc)
+
+
 def _finish_later(pending: Any) -> None:
     """An awaitable cleanup met in a plain ``with`` (an async page used in a sync run
     context, as in a top-level-await notebook cell): hand it to the running loop."""
@@ -676,6 +876,9 @@ def run(
     chromium: str | None = None,
     headless: bool = True,
     indexed_db: bool = False,
+    on_ambiguous: OnAmbiguous | str = OnAmbiguous.RAISE,
+    saga: bool = False,
+    redact: Callable[[str, Any], Any] | None = None,
 ) -> Run:
     """A recorded run named ``name`` over ``inputs``; enter it with ``with`` or
     ``async with``.
@@ -692,6 +895,12 @@ def run(
     ``"each_step"`` or ``"off"``; ``chromium`` names the executable (else
     ``$RECORDER_CHROMIUM``, a Playwright-managed build, or the system's chromium);
     ``headless``; ``indexed_db`` adds IndexedDB to checkpoints.
+
+    Effects (``run.once``): ``on_ambiguous`` is the default for effects that started
+    and never finished (``"raise"``, ``"retry"`` or ``"assume_done"``); with ``saga``
+    a failing attempt runs the compensations of its done effects, newest first.
+    ``redact(kind, request)`` returns the request as it may be written (scrub prompt
+    text); the key is still computed on the real request, so replay keeps working.
     """
     return Run(
         name,
@@ -707,6 +916,9 @@ def run(
         chromium=chromium,
         headless=headless,
         indexed_db=indexed_db,
+        on_ambiguous=on_ambiguous,
+        saga=saga,
+        redact=redact,
     )
 
 
