@@ -1,4 +1,5 @@
-"""The ``recorder`` command: list, show, export, verify and delete recorded runs.
+"""The ``recorder`` command: list, show, export, verify and delete recorded runs, and
+send a signal to a run that waits for one.
 
 Exit codes: 0 success, 1 a recorder error (message on stderr) or damage found by
 ``verify``, 2 a usage error.
@@ -7,6 +8,7 @@ Exit codes: 0 success, 1 a recorder error (message on stderr) or damage found by
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -51,6 +53,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     rm = commands.add_parser("rm", parents=[common], help="delete a run and the blobs only it used")
     rm.add_argument("run", metavar="RUN", help="run name or run id (name@hash)")
+    signal = commands.add_parser(
+        "signal", parents=[common], help="send a value to a run's wait_for(NAME)"
+    )
+    signal.add_argument("run", metavar="RUN", help="run name or run id (name@hash)")
+    signal.add_argument("name", metavar="NAME", help="the signal's name")
+    signal.add_argument(
+        "value", metavar="VALUE", nargs="?", default="null",
+        help="JSON (true, 42, '{\"ok\": true}'); text that is not JSON is sent as a string",
+    )  # fmt: skip
     return parser
 
 
@@ -114,6 +125,16 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(f"ok: {blobs} blobs and {steps} step records verified in {journal.store.location}")
         return 0
     run_id = find_run(journal, args.run)
+    if args.command == "signal":
+        from .runtime import signal
+
+        try:
+            value = json.loads(args.value)
+        except ValueError:
+            value = args.value
+        number = signal(run_id, args.name, value, store=journal.store)
+        print(f"sent signal {args.name!r} #{number} to run {run_id}: re-run it to go on")
+        return 0
     if args.command == "rm":
         lock = RunLock(journal, run_id)
         lock.acquire(time.time())  # refuses a run a live process holds

@@ -38,8 +38,8 @@ if TYPE_CHECKING:
     from .runtime import Run
 
 __all__ = [
-    "Compensation", "OnAmbiguous", "acompensate", "aonce", "compensate", "idempotency_key",
-    "is_async", "once",
+    "Compensation", "OnAmbiguous", "acompensate", "aonce", "compensate", "guard",
+    "idempotency_key", "is_async", "once",
 ]  # fmt: skip
 
 
@@ -98,38 +98,48 @@ class _Effect:
         self,
         run: Run,
         name: str,
-        fn: Callable[..., Any],
-        args: tuple[Any, ...],
+        call: Call,
+        fn: Callable[..., Any] | None,
         kwargs: dict[str, Any],
         *,
         on_ambiguous: OnAmbiguous | str | None,
-        check: Check | None,
-        compensate: Callable[..., Any] | None,
-        retry: Retry | int | None,
+        check: Check | None = None,
+        compensate: Callable[..., Any] | None = None,
+        retry: Retry | int | None = None,
         record_errors: bool = True,
     ) -> None:
-        if not callable(fn):
-            raise ConfigError(f"run.once({name!r}, fn): fn must be callable, not {fn!r}.")
         if check is not None and not callable(check):
             raise ConfigError(f"check= takes a callable, not {check!r}.")
         if compensate is not None and not callable(compensate):
             raise ConfigError(f"compensate= takes a callable, not {compensate!r}.")
-        self.run, self.name, self.fn = run, name, fn
+        self.run, self.name, self.call = run, name, call
         self.policy = OnAmbiguous(on_ambiguous or run.on_ambiguous)
         self.check, self.compensate = check, compensate
         self.retry = as_retry(retry)
         self.record_errors = record_errors
-        self.call: Call = run.begin(
-            "effect", name, {"args": args, "kwargs": kwargs}, {"effect": name}
-        )
-        self.key = idempotency_key(run.run_id, self.call.key, self.call.occurrence)
-        self.args = args
-        self.kwargs = {**kwargs, "idempotency_key": self.key} if _accepts_key(fn) else kwargs
+        self.key = idempotency_key(run.run_id, call.key, call.occurrence)
+        accepts = fn is not None and _accepts_key(fn)
+        self.kwargs = {**kwargs, "idempotency_key": self.key} if accepts else kwargs
         self.attempt: Attempt = run._require_open()
         self.where = intent_key(
-            run.run_id, self.attempt.record.generation, self.call.key, self.call.occurrence
+            run.run_id, self.attempt.record.generation, call.key, call.occurrence
         )
-        self.marker = self.attempt.intents.get((self.call.key, self.call.occurrence))
+        self.marker = self.attempt.intents.get((call.key, call.occurrence))
+
+    @classmethod
+    def begin(
+        cls,
+        run: Run,
+        name: str,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        **options: Any,
+    ) -> _Effect:
+        if not callable(fn):
+            raise ConfigError(f"run.once({name!r}, fn): fn must be callable, not {fn!r}.")
+        call = run.begin("effect", name, {"args": args, "kwargs": kwargs}, {"effect": name})
+        return cls(run, name, call, fn, kwargs, **options)
 
     # -- before ------------------------------------------------------------------------
 
@@ -227,8 +237,10 @@ def once(
     record_errors: bool = True,
 ) -> Any:
     """The body of ``run.once`` for a plain function (see the module docs)."""
-    effect = _Effect(run, name, fn, args, kwargs, on_ambiguous=on_ambiguous, check=check,
-                     compensate=compensate, retry=retry, record_errors=record_errors)  # fmt: skip
+    effect = _Effect.begin(
+        run, name, fn, args, kwargs, on_ambiguous=on_ambiguous, check=check,
+        compensate=compensate, retry=retry, record_errors=record_errors,
+    )  # fmt: skip
     call = effect.call
     if call.replayed:
         result = call.replay()
@@ -271,8 +283,10 @@ async def aonce(
     record_errors: bool = True,
 ) -> Any:
     """:func:`once` for a coroutine function (``check`` may be async too)."""
-    effect = _Effect(run, name, fn, args, kwargs, on_ambiguous=on_ambiguous, check=check,
-                     compensate=compensate, retry=retry, record_errors=record_errors)  # fmt: skip
+    effect = _Effect.begin(
+        run, name, fn, args, kwargs, on_ambiguous=on_ambiguous, check=check,
+        compensate=compensate, retry=retry, record_errors=record_errors,
+    )  # fmt: skip
     call = effect.call
     if call.replayed:
         result = call.replay()
@@ -301,6 +315,20 @@ async def aonce(
         effect.failed()
         raise
     return effect.done(result)
+
+
+def guard(run: Run, call: Call, name: str) -> tuple[bool, Any]:
+    """Put a live call of another kind (a browser action given ``effect=name``) under
+    the ledger: settle an ambiguous earlier try by the run's ``on_ambiguous`` and write
+    the intent marker. ``(True, result)`` means settled without running it."""
+    effect = _Effect(run, name, call, None, {}, on_ambiguous=None)
+    if effect.marker is not None:
+        settled, result = effect.settle_without_check()
+        if settled:
+            return True, result
+    effect.start()
+    call.meta = {**call.meta, "effect": name, "idempotency_key": effect.key}
+    return False, None
 
 
 def _compensation_steps(att: Attempt) -> list[Compensation]:

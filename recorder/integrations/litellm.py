@@ -23,6 +23,7 @@ from typing import Any
 import litellm
 from litellm.types.utils import ModelResponse, ModelResponseStream
 
+from ..retry import Retry, acall_with_retry, as_retry, call_with_retry
 from ..runtime import Call, Run, current_run
 
 __all__ = ["NOT_KEYED", "install", "is_installed", "recorded_acompletion",
@@ -156,9 +157,12 @@ def _replayed(doc: Any, stream: bool) -> Any:
 
 def _prepare(
     which: str, run: Run, args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> tuple[dict[str, Any], Call, bool]:
+) -> tuple[dict[str, Any], Call, bool, Retry | None]:
+    """The bound arguments, the call, whether it streams, and the recorder's own
+    ``retry=`` (taken out: litellm never sees it, the key never covers it)."""
     bound = _bind(which, args, kwargs)
-    return bound, _begin(run, bound), bool(bound.get("stream"))
+    retry = as_retry(bound.pop("retry", None))
+    return bound, _begin(run, bound), bool(bound.get("stream")), retry
 
 
 def _finish(call: Call, response: Any, stream: bool) -> Any:
@@ -170,21 +174,23 @@ def _finish(call: Call, response: Any, stream: bool) -> Any:
 
 def recorded_completion(run: Run, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """``litellm.completion(*args, **kwargs)`` as a recorded step of ``run``."""
-    kwargs, call, stream = _prepare("completion", run, args, kwargs)
+    kwargs, call, stream, retry = _prepare("completion", run, args, kwargs)
     if call.replayed:
         return _replayed(call.replay(), stream)
+    original = _originals.get("completion", litellm.completion)
     with call.live(record_errors=run.record_llm_errors):
-        response = _originals.get("completion", litellm.completion)(**kwargs)
+        response = call_with_retry(retry, call, lambda: original(**kwargs))
     return _finish(call, response, stream)
 
 
 async def recorded_acompletion(run: Run, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """``litellm.acompletion(*args, **kwargs)`` as a recorded step of ``run``."""
-    kwargs, call, stream = _prepare("acompletion", run, args, kwargs)
+    kwargs, call, stream, retry = _prepare("acompletion", run, args, kwargs)
     if call.replayed:
         return _replayed(call.replay(), stream)
+    original = _originals.get("acompletion", litellm.acompletion)
     with call.live(record_errors=run.record_llm_errors):
-        response = await _originals.get("acompletion", litellm.acompletion)(**kwargs)
+        response = await acall_with_retry(retry, call, lambda: original(**kwargs))
     return _finish(call, response, stream)
 
 

@@ -1199,3 +1199,51 @@ def test_sync_rerun_gets_a_sync_page_while_the_browser_runs(
                     page.close()
     finally:
         close_browser()
+
+
+# -- browser actions as effects ------------------------------------------------------------
+
+
+async def place_order(page: Any, site: FixtureSite, **click: Any) -> None:
+    await sign_in(page, site)
+    await page.goto(f"{site.url}/order/{CATALOGUE[0].id}")
+    await page.fill("#name", "Ada Lovelace")
+    await page.check("#terms")
+    await page.locator("#place-order").click(effect="place-order", **click)
+
+
+@on_module_loop
+async def test_a_browser_action_can_be_an_effect(
+    aio: None, site: FixtureSite, store_dir: Path
+) -> None:
+    """``click(effect=...)`` goes through the ledger: done once, then replayed; a click
+    interrupted inside is ambiguous and never repeated silently."""
+    orders = len(site.orders)
+    for _ in range(2):
+        async with recorder.run("effect-click", store=store_dir) as run:
+            await place_order(await run.new_page(), site)
+    assert len(site.orders) == orders + 1
+    row = last_attempt(store_dir, "effect-click").iloc[-1]
+    assert (row["kind"], row["action"], row["status"]) == ("browser", "click", "replayed")
+
+    # Interrupted inside the click (here: cancelled while it waits for the button).
+    with pytest.raises(TimeoutError):
+        async with recorder.run("effect-cut", store=store_dir) as run:
+            page = await run.new_page()
+            await sign_in(page, site)
+            await page.goto(f"{site.url}/order/{CATALOGUE[0].id}")
+            await asyncio.wait_for(page.locator("#not-yet").click(effect="pay"), 0.5)
+    with pytest.raises(recorder.AmbiguousEffectError, match="'pay'"):
+        async with recorder.run("effect-cut", store=store_dir) as run:
+            page = await run.new_page()
+            await sign_in(page, site)
+            await page.goto(f"{site.url}/order/{CATALOGUE[0].id}")
+            await page.locator("#not-yet").click(effect="pay")
+    async with recorder.run("effect-cut", store=store_dir, on_ambiguous="assume_done") as run:
+        page = await run.new_page()
+        await sign_in(page, site)
+        await page.goto(f"{site.url}/order/{CATALOGUE[0].id}")
+        assert await page.locator("#not-yet").click(effect="pay") is None
+    with pytest.raises(recorder.ConfigError):
+        async with recorder.run("effect-bad", store=store_dir) as run:
+            await (await run.new_page()).click("#x", effect="")

@@ -538,3 +538,26 @@ def test_store_option_after_the_command_and_unknown_attempt(recorded: Recorded) 
     missing = cli("show", "triage", "--attempt", "99", store=recorded.directory)
     assert missing.returncode == 1
     assert "has no attempt 99; its attempts are 1, 2" in missing.stderr
+
+
+def test_signal_resumes_a_suspended_run(tmp_path: Path) -> None:
+    """`recorder signal RUN NAME VALUE` delivers what `wait_for` is waiting for; VALUE
+    is JSON when it parses, text otherwise; a wrong run or name is a clean error."""
+    store = tmp_path / "store"
+    with recorder.run("approve", store=store) as run:
+        run.wait_for_sync("approval")
+        run.wait_for_sync("approval")
+    assert run.outcome == "suspended"
+    first = cli("signal", "approve", "approval", '{"ok": true}', store=store)
+    second = cli("signal", "approve", "approval", "looks good", store=store)
+    assert (first.returncode, second.returncode) == (0, 0), first.stderr + second.stderr
+    assert "sent signal 'approval' #0" in first.stdout and "#1" in second.stdout
+    with recorder.run("approve", store=store) as run:
+        got = [run.wait_for_sync("approval"), run.wait_for_sync("approval")]
+    assert got == [{"ok": True}, "looks good"] and run.outcome == "completed"
+    missing = cli("signal", "nobody", "approval", "1", store=store)
+    assert missing.returncode == 1 and "recorder ls" in missing.stderr
+    bad = cli("signal", "approve", "../x", "1", store=store)
+    assert bad.returncode == 1 and "error" in bad.stderr
+    usage = cli("signal", "approve", store=store)
+    assert usage.returncode == 2

@@ -233,6 +233,23 @@ def test_failed_calls_recorded_when_asked_replay_as_errors(
     assert llm_server.requests == 1
 
 
+def test_retry_on_llm_calls_is_the_recorders_own(
+    store_dir: Path, llm: dict[str, Any], llm_server: LLMServer
+) -> None:
+    """``retry=`` never reaches litellm nor the key; failed tries are trace rows."""
+    llm_server.fail_next(2, status=503)
+    quick = recorder.Retry(attempts=3, initial=0, jitter=0, on=(litellm.ServiceUnavailableError,))
+    with recorder.run("rl", store=store_dir) as run:
+        answer = text(litellm.completion(messages=MESSAGES, retry=quick, **llm))
+    assert llm_server.requests == 3
+    rows = run.to_dataframe()
+    assert rows["status"].tolist() == ["failed", "failed", "live"]
+    assert "ServiceUnavailable" in rows["error"].iloc[0]
+    with recorder.run("rl", store=store_dir) as run:  # replayed, with or without retry=
+        assert text(litellm.completion(messages=MESSAGES, **llm)) == answer
+    assert llm_server.requests == 3 and run.stats.replayed == 1
+
+
 def test_trace_has_llm_columns(store_dir: Path, llm: dict[str, Any]) -> None:
     for _ in range(2):
         with recorder.run("t", store=store_dir) as run:

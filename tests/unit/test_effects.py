@@ -132,12 +132,10 @@ def test_a_raising_effect_is_not_ambiguous(store_dir: Path) -> None:
     """It raised: it did not happen. Caught, it replays its error; uncaught, it ended
     the attempt and the next attempt tries it again, without an ambiguity."""
     effect = Effect(fail_times=1)
-    with recorder.run("pay", store=store_dir) as run:
-        with pytest.raises(ConnectionError):
-            run.once("charge", effect, 10)
-    with recorder.run("pay", store=store_dir) as run:
-        with pytest.raises(ConnectionError):
-            run.once("charge", effect, 10)
+    with recorder.run("pay", store=store_dir) as run, pytest.raises(ConnectionError):
+        run.once("charge", effect, 10)
+    with recorder.run("pay", store=store_dir) as run, pytest.raises(ConnectionError):
+        run.once("charge", effect, 10)
     assert len(effect.calls) == 1
     failing = Effect(fail_times=1)
     with pytest.raises(ConnectionError), recorder.run("pay2", store=store_dir) as run:

@@ -21,7 +21,8 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ...errors import RecorderError
+from ... import effects
+from ...errors import ConfigError, RecorderError
 from ...keys import dumps, hash_bytes
 from ...records import StepRecord
 from . import checkpoint as checkpoints
@@ -202,6 +203,9 @@ class PageState:
     ) -> Generator[Op, Any, Any]:
         self._check_attempt()
         run = self.run
+        effect = kwargs.pop("effect", None)
+        if effect is not None and (not isinstance(effect, str) or not effect):
+            raise ConfigError(f"effect= names the side effect (a non-empty str), not {effect!r}.")
         enc_args, enc_kwargs = _encode_arg(list(args)), _encode_arg(kwargs)
         selector = describe(chain) if chain else _selector_argument(action, args)
         request = {"page": self.index, "prev": self.last_key, "target": chain,
@@ -221,6 +225,11 @@ class PageState:
                     handle.write(value)
             return _value_of(action, value)
         page = yield from self.live_steps()
+        if effect is not None:  # right before the action: the browser is ready
+            settled, value = effects.guard(run, call, effect)
+            if settled:
+                self.last_key = call.key
+                return value
         blobs: dict[str, bytes] = {}
         meta: dict[str, Any] = {}
         try:
