@@ -18,7 +18,7 @@ from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import values
+from . import faults, values
 from .errors import RecordedStepError, RecorderError
 from .journal import step_label
 from .keys import canonical, dumps, hash_bytes
@@ -309,7 +309,9 @@ class Call:
             blobs=tuple(blobs),
             plain=plain,
         )
+        faults.reach("before_write")
         run.journal.put_step(run.run_id, record, blobs, deletes=self.clears)
+        faults.reach("after_write")
         if error is None:
             att.stats.live += 1
         else:

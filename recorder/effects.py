@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from . import faults
 from .call import Call
 from .errors import AmbiguousEffectError, ConfigError
 from .journal import intent_key
@@ -194,13 +195,17 @@ class _Effect:
             "pid": os.getpid(),
             "idempotency_key": self.key,
         }
+        faults.reach("before_intent")
         self.run.journal.put_intent(self.where, marker)
+        faults.reach("after_intent")
         att.intents[self.call.key, self.call.occurrence] = marker
         self.call.clears = (self.where,)
 
     # -- after -------------------------------------------------------------------------
 
     def done(self, result: Any, *, resolved: str | None = None) -> Any:
+        if resolved is None:
+            faults.reach("after_effect")
         meta: dict[str, Any] = {"idempotency_key": self.key}
         if resolved is not None:
             meta["resolved"] = resolved

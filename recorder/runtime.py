@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast, overload
 
-from . import effects
+from . import effects, faults
 from .call import Attempt, Call, RunStats, in_live_step
 from .diff import describe_differences, nearest
 from .effects import OnAmbiguous
@@ -490,6 +490,7 @@ class Run:
                 att.used.add((key, occurrence))
         if record is None:
             self._on_miss(att, kind, name, seq, canon)
+            faults.reach("before_live")
         return Call(self, att, seq, key, occurrence, kind, name, canon, meta or {}, record)
 
     def _on_miss(self, att: Attempt, kind: str, name: str, seq: int, request: Any) -> None:

@@ -1018,19 +1018,34 @@ async def test_reexecute_rebuilds_the_typed_value(
 
 
 @on_module_loop
-async def test_restore_does_not_rebuild_the_typed_value(
+async def test_restore_puts_back_the_typed_value(
     aio: None, site: FixtureSite, store_dir: Path
 ) -> None:
-    """The default browser_resume="restore" reloads the checkpoint's URL: a typed but
-    unsubmitted value is gone (what "reexecute" exists for)."""
+    """The default browser_resume="restore" reloads the checkpoint's URL, then re-applies
+    the form inputs replayed since the page last changed URL (a checkpoint does not hold
+    typed values); inputs made on an earlier URL are not re-applied."""
     await interrupted_after_fill(store_dir, site, "restore")
     async with recorder.run("restore", store=store_dir) as run:
         page = await run.new_page()
         await page.goto(site.url + "/login")
         await page.get_by_label("Email").fill("typed@example.com")
         value = await page.get_by_label("Email").input_value()
-    assert value == ""
+    assert value == "typed@example.com"
     assert last_attempt(store_dir, "restore")["status"].tolist() == ["replayed"] * 2 + ["live"]
+
+    with pytest.raises(KeyboardInterrupt):
+        async with recorder.run("restore-moved", store=store_dir) as run:
+            page = await run.new_page()
+            await page.goto(site.url + "/login")
+            await page.get_by_label("Email").fill("typed@example.com")
+            await page.goto(site.url + "/search")
+            raise KeyboardInterrupt
+    async with recorder.run("restore-moved", store=store_dir) as run:
+        page = await run.new_page()
+        await page.goto(site.url + "/login")
+        await page.get_by_label("Email").fill("typed@example.com")
+        await page.goto(site.url + "/search")
+        assert await page.locator("#q").input_value() == ""  # live, on /search
 
 
 @on_module_loop

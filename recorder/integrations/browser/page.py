@@ -53,6 +53,11 @@ READS = frozenset({
     "is_editable", "count", "all_inner_texts", "all_text_contents", "aria_snapshot",
 })  # fmt: skip
 EVALUATES = frozenset({"evaluate"})
+INPUTS = frozenset({
+    "fill", "type", "press_sequentially", "check", "uncheck", "set_checked", "select_option",
+    "set_input_files", "clear",
+})  # fmt: skip
+"""Actions that only set a form control: re-applied after a restore (see live_steps)."""
 SCREENSHOTS = frozenset({"screenshot"})
 RECORDED = NAVIGATIONS | WAITS | ACTIONS | READS | EVALUATES | SCREENSHOTS
 CHANGES_STATE = NAVIGATIONS | WAITS | ACTIONS | EVALUATES
@@ -178,6 +183,9 @@ class PageState:
         self.url = "about:blank"
         self.checkpoint: str | None = None
         self.history: list[StepRecord] = []
+        self.inputs: list[StepRecord] = []
+        """Replayed form inputs since the page last changed URL: a checkpoint does not
+        hold typed values, so a restore puts them back."""
         self.local_by_origin: dict[str, list[Any]] = {}
         self.real: Any = None
         self.watch: checkpoints.NavigationWatch | None = None
@@ -216,7 +224,12 @@ class PageState:
             assert record is not None
             self.last_key = call.key
             self.history.append(record)
-            self.url = record.meta.get("url", self.url)
+            url = record.meta.get("url", self.url)
+            if action in INPUTS and record.error is None:
+                self.inputs.append(record)
+            elif url != self.url or action in NAVIGATIONS:
+                self.inputs = []
+            self.url = url
             self.checkpoint = record.meta.get("checkpoint") or self.checkpoint
             value = call.replay()
             path = kwargs.get("path")
@@ -313,35 +326,44 @@ class PageState:
             yield from checkpoints.restore_steps(
                 page, restore, _fulfill(self.kind), local=not self.owned
             )
+            if self.inputs and page.url == self.url:
+                yield from self._reexecute_steps(page, self.inputs, "form inputs re-applied")
         elif run.browser_resume == "reexecute" and self.history:
-            yield from self._reexecute_steps(page)
+            yield from self._reexecute_steps(page, self.history, "re-executing")
         self.watch = checkpoints.NavigationWatch(page)
         self.started = True
         return page
 
-    def _reexecute_steps(self, page: Any) -> Generator[Op, Any, None]:
+    def _reexecute_steps(
+        self, page: Any, history: list[StepRecord], why: str
+    ) -> Generator[Op, Any, None]:
+        """Run recorded steps again, live, checking each result against the record
+        (``why`` says in errors what was being done)."""
         journal = self.run.journal
-        for record in self.history:
+        for record in history:
             request = journal.request(record)
             target = resolve(page, request["target"])
             action = request["action"]
             args, kwargs = _decode_arg(page, request["args"]), _decode_arg(page, request["kwargs"])
             where = describe(request["target"]) or request["args"]
+            hint = (
+                "Use browser_resume='restore' or record the run again."
+                if why == "re-executing"
+                else "The restored page lacks the form control: record the run again."
+            )
             try:
                 raw = yield functools.partial(getattr(target, action), *args, **kwargs)
             except Exception as error:
                 if record.error is not None:
                     continue  # it failed when recorded too
                 raise BrowserReexecutionError(
-                    f"re-executing step #{record.seq} ({action} {where}) raised {error!r:.160}; "
-                    "the record has it succeeding. Use browser_resume='restore' or record the "
-                    "run again."
+                    f"{why}: step #{record.seq} ({action} {where}) raised {error!r:.160}; the "
+                    f"record has it succeeding. {hint}"
                 ) from error
             if record.error is not None:
                 raise BrowserReexecutionError(
-                    f"re-executing step #{record.seq} ({action} {where}) succeeded; the record "
-                    f"has it failing with {record.error.summary}. Use browser_resume='restore' "
-                    "or record the run again."
+                    f"{why}: step #{record.seq} ({action} {where}) succeeded; the record has "
+                    f"it failing with {record.error.summary}. {hint}"
                 )
             if action in SCREENSHOTS:
                 continue
@@ -355,9 +377,8 @@ class PageState:
                 got, want = got.get("url"), want.get("url")
             if dumps(got) != dumps(want):
                 raise BrowserReexecutionError(
-                    f"re-executing step #{record.seq} ({action} {where}) "
-                    f"gave {got!r:.120}, the record has {want!r:.120}: the page is not in the "
-                    "recorded state. Use browser_resume='restore' or record the run again."
+                    f"{why}: step #{record.seq} ({action} {where}) gave {got!r:.120}, the "
+                    f"record has {want!r:.120}: the page is not in the recorded state. {hint}"
                 )
 
 
