@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import inspect
+import json
 import os
 import re
 import stat
@@ -985,6 +986,15 @@ async def test_cookies_and_storage_stay_in_the_database(
                     assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
     assert set(holders) == set(secrets), "the checkpoints should hold every secret"
     assert stat.S_IMODE(store_dir.stat().st_mode) == 0o700
+
+    # Row by row: the cookie the site set lives only in checkpoint blobs (the typed and
+    # evaluated values are also in their steps' requests: they are the user's input).
+    steps = recorder.open_store(store_dir).scan("step/")
+    checkpoints = {json.loads(raw)["meta"].get("checkpoint") for _, raw in steps}
+    rows = [
+        key for key, value in recorder.open_store(store_dir).scan("") if session.encode() in value
+    ]
+    assert rows and all(k.startswith("blob/") and k[5:] in checkpoints for k in rows), rows
 
 
 # -- resuming: restore and reexecute -------------------------------------------------------

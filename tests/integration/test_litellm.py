@@ -250,6 +250,35 @@ def test_retry_on_llm_calls_is_the_recorders_own(
     assert llm_server.requests == 3 and run.stats.replayed == 1
 
 
+def test_redact_scrubs_prompts_and_replay_still_works(
+    store_dir: Path, llm: dict[str, Any], llm_server: LLMServer
+) -> None:
+    """``redact=`` rewrites what is written of each request; the key is the real
+    request's, so the replay matches and makes no call."""
+    canary = "CANARY-PROMPT-Zq81"
+
+    def redact(kind: str, request: Any) -> Any:
+        if kind == "llm":
+            for message in request["messages"]:
+                message["content"] = message["content"].replace(canary, "[name]")
+        return request
+
+    prompt = [{"role": "user", "content": f"Write to {canary} about the refund"}]
+    answers = []
+    for _ in range(2):
+        with recorder.run("redacted", store=store_dir, redact=redact) as run:
+            answers.append(text(litellm.completion(messages=prompt, **llm)))
+    assert answers[0] == answers[1] and llm_server.requests == 1
+    assert run.stats.replayed == 1
+    for path in store_dir.rglob("*"):
+        if path.is_file():
+            for form in _forms(canary):
+                assert form not in path.read_bytes(), path
+    replaying = recorder.run("redacted", store=store_dir, redact=redact, mode="replay")
+    with replaying, pytest.raises(recorder.ReplayMissError, match=r"\[name\]"):
+        litellm.completion(messages=[{"role": "user", "content": "other"}], **llm)
+
+
 def test_trace_has_llm_columns(store_dir: Path, llm: dict[str, Any]) -> None:
     for _ in range(2):
         with recorder.run("t", store=store_dir) as run:
