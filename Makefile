@@ -45,6 +45,7 @@ demo: setup
 bench: setup
 	$(BIN)/python tests/bench/bench_llm.py
 	$(BIN)/python tests/bench/bench_browser.py
+	$(BIN)/python tests/bench/bench_effects.py
 
 clean:
 	rm -rf $(VENV) .recorder .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -119,13 +119,19 @@ class _Effect:
         self.retry = as_retry(retry)
         self.record_errors = record_errors
         self.key = idempotency_key(run.run_id, call.key, call.occurrence)
-        accepts = fn is not None and _accepts_key(fn)
-        self.kwargs = {**kwargs, "idempotency_key": self.key} if accepts else kwargs
+        self.fn, self.given = fn, kwargs
         self.attempt: Attempt = run._require_open()
         self.where = intent_key(
             run.run_id, self.attempt.record.generation, call.key, call.occurrence
         )
         self.marker = self.attempt.intents.get((call.key, call.occurrence))
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        """The keyword arguments ``fn`` is called with (live only: a signature lookup)."""
+        if self.fn is not None and _accepts_key(self.fn):
+            return {**self.given, "idempotency_key": self.key}
+        return self.given
 
     @classmethod
     def begin(
@@ -267,7 +273,8 @@ def once(
     effect.start()
     try:
         with call.live(record_errors=record_errors):
-            result = call_with_retry(effect.retry, call, lambda: fn(*args, **effect.kwargs))
+            kwargs = effect.kwargs
+            result = call_with_retry(effect.retry, call, lambda: fn(*args, **kwargs))
     except Exception:
         effect.failed()
         raise
@@ -309,8 +316,10 @@ async def aonce(
             return result
     effect.start()
 
+    kwargs = effect.kwargs
+
     async def invoke() -> Any:
-        value = fn(*args, **effect.kwargs)
+        value = fn(*args, **kwargs)
         return await value if inspect.isawaitable(value) else value
 
     try:
