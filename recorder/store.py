@@ -14,29 +14,46 @@ defaults: values are raw bytes only (a pickled row is refused on read, never loa
 eviction is off, all values stay inside the database (no loose value files to lose),
 the directory is created 0700 and the database files are 0600, and a directory that
 other users can write to, or that another user owns, is refused.
+
+Size: a store may be given ``max_store_bytes`` (or ``$RECORDER_MAX_STORE_BYTES``), a
+limit on the bytes of its keys and values. A write that would pass it raises
+:class:`~recorder.errors.QuotaExceededError` before anything is written; nothing is
+evicted, deletes always pass. A write the disk refuses (full, or past the process's file
+size limit) raises :class:`~recorder.errors.StoreError` saying so; SQLite keeps such a
+write out entirely, so everything written before stays readable.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import os
+import re
 import sqlite3
 import stat
 import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import diskcache
 
-from .errors import ConfigError, StoreError, StoreFormatError, UnsafeStoreError
+from .errors import (
+    ConfigError,
+    QuotaExceededError,
+    StoreError,
+    StoreFormatError,
+    UnsafeStoreError,
+)
 
 __all__ = ["DEFAULT_DIR", "DiskStore", "MemoryStore", "Store", "open_store"]
 
 DEFAULT_DIR = ".recorder"
+MAX_BYTES_ENV = "RECORDER_MAX_STORE_BYTES"
 STORE_FORMAT = 1
 _FORMAT_KEY = "recorder/store-format"
 _DB_NAME = diskcache.core.DBNAME
@@ -47,6 +64,71 @@ def _prefix_end(prefix: str) -> str:
     if not prefix:
         return "\U0010ffff"
     return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+# -- sizes and the quota -------------------------------------------------------------------
+
+_SWAP_SLACK = 4096
+"""A swap (the run lock) may pass the limit by this much: taking a lock must still work
+at the limit, or `recorder rm` could not make room. A lock row goes when released."""
+
+_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9,
+          "gb": 10**9, "t": 10**12, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30,
+          "tib": 2**40}  # fmt: skip
+_SIZE = re.compile(r"\s*(\d[\d_]*(?:\.\d+)?)\s*([a-zA-Z]*)\s*")
+
+
+def _entry_size(key: str, value: bytes) -> int:
+    """What an entry counts against a quota: its key's UTF-8 bytes plus its value's."""
+    return len(value) + (len(key) if key.isascii() else len(key.encode("utf-8", "surrogatepass")))
+
+
+def check_limit(limit: object) -> int | None:
+    """``max_store_bytes`` as given: ``None`` or a positive int, else ConfigError."""
+    if limit is None:
+        return None
+    if type(limit) is not int or limit < 1:
+        raise ConfigError(
+            f"max_store_bytes must be a positive number of bytes or None, not {limit!r}."
+        )
+    return limit
+
+
+def resolve_limit(limit: int | None) -> int | None:
+    """The argument if given, else ``$RECORDER_MAX_STORE_BYTES`` (bytes, or with a unit:
+    ``500MB``, ``2GiB``), else no limit. A value that is not a size is a ConfigError."""
+    if limit is not None:
+        return check_limit(limit)
+    text = os.environ.get(MAX_BYTES_ENV, "")
+    if not text.strip():
+        return None
+    match = _SIZE.fullmatch(text)
+    unit = _UNITS.get(match[2].lower()) if match else None
+    value = int(Decimal(match[1].replace("_", "")) * unit) if match and unit else 0
+    if value < 1:
+        raise ConfigError(
+            f"{MAX_BYTES_ENV}={text!r} is not a store size: set it to a positive number of "
+            "bytes, optionally with a unit (500MB, 2GiB), or unset it."
+        )
+    return value
+
+
+def _bytes(n: int) -> str:
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20)):
+        if n >= scale:
+            return f"{n:,} bytes ({n / scale:,.1f} {unit})"
+    return f"{n:,} bytes"
+
+
+def _quota_error(location: str, limit: int, size: int, needed: int) -> QuotaExceededError:
+    return QuotaExceededError(
+        f"{location}: this write needs {_bytes(needed)} more, but the store already holds "
+        f"{_bytes(size)} of keys and values and its limit (max_store_bytes) is "
+        f"{_bytes(limit)}. Nothing of the write was recorded and nothing is evicted to make "
+        "room: delete runs you no longer need with `recorder rm RUN` (their blobs go too), "
+        f"or raise the limit (max_store_bytes= or ${MAX_BYTES_ENV}), then run again; the "
+        "steps recorded so far replay."
+    )
 
 
 class Store(ABC):
@@ -100,6 +182,17 @@ class Store(ABC):
         """Problems the storage engine itself finds (empty when none)."""
         return []
 
+    @property
+    def max_store_bytes(self) -> int | None:
+        """The most bytes of keys and values the store may hold (``None``: no limit). A
+        write that would pass it raises QuotaExceededError; nothing is evicted."""
+        return None
+
+    @max_store_bytes.setter
+    def max_store_bytes(self, limit: int | None) -> None:
+        if limit is not None:
+            raise ConfigError(f"{type(self).__name__} does not support max_store_bytes.")
+
     def __enter__(self) -> Store:
         return self
 
@@ -108,12 +201,23 @@ class Store(ABC):
 
 
 class MemoryStore(Store):
-    """A :class:`Store` in a dict. Shares nothing between instances."""
+    """A :class:`Store` in a dict. Shares nothing between instances. With
+    ``max_store_bytes`` it counts its keys' UTF-8 bytes and its values' bytes exactly."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_store_bytes: int | None = None) -> None:
         self._data: dict[str, bytes] = {}
         self._lock = threading.RLock()
+        self._size = 0
+        self._limit = check_limit(max_store_bytes)
         self.location = f"<memory {id(self):#x}>"
+
+    @property
+    def max_store_bytes(self) -> int | None:
+        return self._limit
+
+    @max_store_bytes.setter
+    def max_store_bytes(self, limit: int | None) -> None:
+        self._limit = check_limit(limit)
 
     def get(self, key: str) -> bytes | None:
         return self._data.get(key)
@@ -133,28 +237,44 @@ class MemoryStore(Store):
         for key, value in (*puts.items(), *adds.items()):
             _check_item(key, value)
         with self._lock:
-            for key in deletes:
-                self._data.pop(key, None)
+            data = self._data
+            changes: dict[str, bytes | None] = dict.fromkeys(deletes)
             for key, value in adds.items():
-                self._data.setdefault(key, value)
-            self._data.update(puts)
+                if changes.get(key, data.get(key)) is None:
+                    changes[key] = value
+            changes.update(puts)
+            self._apply(changes)
+
+    def _apply(self, changes: Mapping[str, bytes | None], *, slack: int = 0) -> None:
+        data, limit = self._data, self._limit
+        growth = 0
+        for key, value in changes.items():
+            old = data.get(key)
+            growth += (0 if value is None else _entry_size(key, value)) - (
+                0 if old is None else _entry_size(key, old)
+            )
+        if limit is not None and growth > 0 and self._size + growth > limit + slack:
+            raise _quota_error(self.location, limit, self._size, growth)
+        for key, value in changes.items():
+            if value is None:
+                data.pop(key, None)
+            else:
+                data[key] = value
+        self._size += growth
 
     def swap(self, key: str, expected: bytes | None, new: bytes | None) -> bool:
+        if new is not None:
+            _check_item(key, new)
         with self._lock:
             if self._data.get(key) != expected:
                 return False
-            if new is None:
-                self._data.pop(key, None)
-            else:
-                _check_item(key, new)
-                self._data[key] = new
+            self._apply({key: new}, slack=_SWAP_SLACK)
             return True
 
     def delete_prefix(self, prefix: str) -> int:
         with self._lock:
             doomed = [k for k in self._data if k.startswith(prefix)]
-            for k in doomed:
-                del self._data[k]
+            self._apply(dict.fromkeys(doomed))
             return len(doomed)
 
 
@@ -246,25 +366,124 @@ def _upsert(rows: int) -> str:
     )
 
 
+_ENTRY_SQL = "length(CAST(key AS BLOB)) + COALESCE(length(value), size, 0)"
+_COUNT_SQL = f"SELECT COALESCE(SUM({_ENTRY_SQL}), 0) FROM Cache"
+_COUNT_SPACING = 100
+"""A count refreshed because another connection wrote is redone no sooner than this many
+times its own duration later: at most ~1% of the time goes to counting."""
+_VERSION_INTERVAL = 0.01
+"""Seconds between two looks at ``data_version`` (~9 us each, half a write's overhead)."""
+
+
+class _Quota:
+    """A DiskStore's limit and its count of the bytes stored (keys' UTF-8 + values).
+
+    ``size`` is exact right after a count (one SUM over the table) and an upper bound
+    after: each write adds its full size, even where it replaces a row or adds a blob
+    that was present. So the count never lets a write pass the limit unless another
+    connection wrote; that shows in SQLite's ``data_version`` (per connection, so
+    ``seen`` keeps one per thread), which marks the count ``stale``. Before refusing a
+    write the store always counts again, so deletes (its own or another process's)
+    make room at once."""
+
+    __slots__ = ("limit", "lock", "next_count", "next_look", "seen", "size", "stale")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.size: int | None = None
+        self.stale = True
+        self.seen: dict[int, int] = {}
+        self.next_count = 0.0
+        self.next_look = 0.0
+        self.lock = threading.Lock()
+
+
+_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)})
+# SQLite reports ENOSPC as SQLITE_FULL, but any other failed write (EFBIG past a file
+# size limit, EDQUOT) as one of these I/O errors; the OS error number is not exposed.
+_GROWTH_IOERRS = frozenset({"SQLITE_IOERR_WRITE", "SQLITE_IOERR_TRUNCATE", "SQLITE_IOERR_SHMSIZE"})
+
+
+def _file_size_limit() -> int | None:
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return None
+    soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    return None if soft == resource.RLIM_INFINITY or soft < 0 else soft
+
+
+def _out_of_space(directory: Path, error: BaseException) -> StoreError | None:
+    """A clear StoreError if ``error`` says the store's files could not grow."""
+    full = False
+    if isinstance(error, OSError):
+        if error.errno not in _FULL_ERRNOS:
+            return None
+        full = error.errno != errno.EFBIG
+        what = str(error)
+    elif isinstance(error, sqlite3.DatabaseError):
+        name = getattr(error, "sqlite_errorname", "")
+        full = name == "SQLITE_FULL" or "is full" in str(error)
+        if not full and name not in _GROWTH_IOERRS:
+            return None
+        what = f"SQLite: {error}" + (f", {name}" if name else "")
+    else:
+        return None
+    facts: list[str] = []
+    with contextlib.suppress(OSError, AttributeError):  # no statvfs on Windows
+        info = os.statvfs(directory)
+        free = info.f_bavail * info.f_frsize
+        full = full or free < 2**20
+        facts.append(f"{_bytes(free)} free on its file system")
+    headline, advice = "the store could not grow", "Free space there or check the device"
+    if full:
+        headline, advice = "the disk is full", "Free space on that file system"
+    fsize = _file_size_limit()
+    if fsize is not None:
+        sizes = {p.name: p.stat().st_size for p in directory.glob(_DB_NAME + "*") if p.is_file()}
+        largest = max(sizes, key=sizes.__getitem__, default="")
+        if largest and sizes[largest] >= fsize:
+            headline = f"{largest} reached this process's file size limit (`ulimit -f`)"
+            advice = "Raise the file size limit"
+        facts.append(f"files may not grow past {_bytes(fsize)} (`ulimit -f`)")
+    return StoreError(
+        f"{directory}: {headline}, so the write was refused ({what}; "
+        f"{'; '.join(facts) or 'no more is known'}). Nothing of this write was recorded; "
+        f"everything recorded before it is intact. {advice}, then run again: the steps "
+        "recorded so far replay (`recorder verify` checks the store)."
+    )
+
+
 class DiskStore(Store):
-    """The default store: one SQLite database (through diskcache) in ``directory``."""
+    """The default store: one SQLite database (through diskcache) in ``directory``.
+
+    ``max_store_bytes`` (default ``$RECORDER_MAX_STORE_BYTES``, else none) limits the
+    bytes of keys and values it holds; see :attr:`Store.max_store_bytes`. The SQLite
+    file is larger than that count by its index and page overhead."""
 
     def __init__(
-        self, directory: str | os.PathLike[str], *, timeout: float = 60.0, create: bool = True
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        max_store_bytes: int | None = None,
+        timeout: float = 60.0,
+        create: bool = True,
     ) -> None:
+        limit = resolve_limit(max_store_bytes)
         path = Path(directory).expanduser().absolute()
         if not create and not (path / _DB_NAME).is_file():
             raise StoreFormatError(
                 f"no recorder store at {path} (it has no {_DB_NAME}); point --store or "
                 "RECORDER_DIR at the directory a run recorded into."
             )
-        if not path.exists():
-            path.mkdir(mode=0o700, parents=True)
-            path.chmod(0o700)  # mkdir's mode is filtered by the umask
-        check_directory_safe(path)
         self.directory = path
         self.location = str(path)
+        self._quota: _Quota | None = None
         try:
+            if not path.exists():
+                path.mkdir(mode=0o700, parents=True)
+                path.chmod(0o700)  # mkdir's mode is filtered by the umask
+            check_directory_safe(path)
             self._cache = diskcache.Cache(
                 str(path),
                 timeout=timeout,
@@ -275,7 +494,12 @@ class DiskStore(Store):
                 statistics=0,
                 disk_min_file_size=2**62,
             )
-        except sqlite3.DatabaseError as error:
+        except (sqlite3.DatabaseError, OSError) as error:
+            full = _out_of_space(path, error)
+            if full is not None:
+                raise full from error
+            if not isinstance(error, sqlite3.DatabaseError):
+                raise
             raise StoreFormatError(
                 f"{path} holds a file that is not a recorder store ({error}). "
                 "Point store= or RECORDER_DIR at another directory."
@@ -284,6 +508,17 @@ class DiskStore(Store):
             if (path / name).is_file():
                 (path / name).chmod(0o600)
         self._check_format()
+        self.max_store_bytes = limit
+
+    @property
+    def max_store_bytes(self) -> int | None:
+        quota = self._quota
+        return None if quota is None else quota.limit
+
+    @max_store_bytes.setter
+    def max_store_bytes(self, limit: int | None) -> None:
+        limit = check_limit(limit)
+        self._quota = None if limit is None else _Quota(limit)
 
     def _check_format(self) -> None:
         raw = self.get(_FORMAT_KEY)
@@ -346,13 +581,28 @@ class DiskStore(Store):
         deletes: Iterable[str] = (),
         sync: bool = False,
     ) -> None:
+        for key, value in (*puts.items(), *adds.items()):
+            _check_item(key, value)
+        deletes = list(deletes)
+        quota = self._quota
+        if quota is None or not (puts or adds):
+            self._apply(puts, adds, deletes, sync)
+            return
+        # Held across the write, so two threads cannot both pass the check with the last
+        # free bytes. swap() takes this lock before SQLite's, as here: no deadlock.
+        with quota.lock:
+            grown = self._admit(quota, puts, adds, deletes)
+            self._apply(puts, adds, deletes, sync)
+            if quota.size is not None:
+                quota.size += grown
+
+    def _apply(
+        self, puts: Mapping[str, bytes], adds: Mapping[str, bytes], deletes: list[str], sync: bool
+    ) -> None:
         # Plain statements on diskcache's table, in the layout its own set() writes (raw
         # key, raw value inside the row). The common case, a step and its blobs, is one
         # multi-row upsert: a single statement is atomic on its own, and each sqlite3 call
         # releases the GIL (a thread switch away when another thread is busy).
-        for key, value in (*puts.items(), *adds.items()):
-            _check_item(key, value)
-        deletes = list(deletes)
         now = time.time()
         rows: list[tuple[str, float, float, int | None, bytes]]
         rows = [(k, now, now, 1, v) for k, v in adds.items()]
@@ -369,11 +619,88 @@ class DiskStore(Store):
                 for start in range(0, len(rows), _MAX_ROWS):
                     batch = rows[start : start + _MAX_ROWS]
                     con.execute(_upsert(len(batch)), [x for row in batch for x in row])
-        except sqlite3.OperationalError as error:
+        except (sqlite3.DatabaseError, OSError) as error:
+            full = _out_of_space(self.directory, error)
+            if full is not None:
+                raise full from error
+            if not isinstance(error, sqlite3.OperationalError):
+                raise
             raise StoreError(
                 f"{self.location}: the write failed and nothing of it was kept ({error}). "
                 "Free disk space or fix the directory, then run again: recorded steps replay."
             ) from error
+
+    # -- the quota -------------------------------------------------------------------
+
+    def _admit(
+        self,
+        quota: _Quota,
+        puts: Mapping[str, bytes],
+        adds: Mapping[str, bytes],
+        deletes: list[str],
+    ) -> int:
+        """Refuse a write that would take the store past its limit; return how much to
+        add to the count once it is written."""
+        gross = 0
+        for entries in (puts, adds):  # _entry_size inlined: this runs on every write
+            for key, value in entries.items():
+                gross += len(value) + (
+                    len(key) if key.isascii() else len(key.encode("utf-8", "surrogatepass"))
+                )
+        if self._counted(quota) + gross <= quota.limit:
+            return gross
+        size = self._count(quota)
+        growth = self._growth(puts, adds, deletes)
+        if growth > 0 and size + growth > quota.limit:
+            raise _quota_error(self.location, quota.limit, size, growth)
+        return growth
+
+    def _counted(self, quota: _Quota) -> int:
+        """The count, redone first if it was never made or (at most ~1% of the time)
+        if another connection has written since."""
+        now = time.monotonic()
+        if now >= quota.next_look:
+            quota.next_look = now + _VERSION_INTERVAL
+            (version,) = self._cache._con.execute("PRAGMA data_version").fetchone()
+            thread = threading.get_ident()
+            if quota.seen.get(thread) != version:
+                quota.seen[thread] = version
+                quota.stale = True
+        if quota.size is None or (quota.stale and now >= quota.next_count):
+            return self._count(quota)
+        return quota.size
+
+    def _count(self, quota: _Quota) -> int:
+        started = time.monotonic()
+        (size,) = self._cache._sql(_COUNT_SQL).fetchone()
+        now = time.monotonic()
+        quota.size, quota.stale = int(size), False
+        quota.next_count = now + _COUNT_SPACING * (now - started)
+        return quota.size
+
+    def _growth(
+        self, puts: Mapping[str, bytes], adds: Mapping[str, bytes], deletes: list[str]
+    ) -> int:
+        """Exactly how many bytes the write would add (negative: free)."""
+        keys = list({*puts, *adds, *deletes})
+        old: dict[str, int] = {}
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            old.update(
+                self._cache._sql(
+                    f"SELECT key, {_ENTRY_SQL} FROM Cache WHERE raw = 1 AND key IN ({marks})",
+                    chunk,
+                ).fetchall()
+            )
+        new = dict(old)
+        for key in deletes:
+            new.pop(key, None)
+        for key, value in adds.items():
+            new.setdefault(key, _entry_size(key, value))
+        for key, value in puts.items():
+            new[key] = _entry_size(key, value)
+        return sum(new.values()) - sum(old.values())
 
     @contextlib.contextmanager
     def _synchronous(self, sync: bool) -> Iterator[None]:
@@ -388,25 +715,48 @@ class DiskStore(Store):
             sql("PRAGMA synchronous = NORMAL")
 
     def swap(self, key: str, expected: bytes | None, new: bytes | None) -> bool:
+        quota = self._quota if new is not None else None
         cache = self._cache
         try:
-            with self._synchronous(True), cache.transact(retry=True):
-                if cache.get(key, default=None, retry=True) != expected:
-                    return False
-                if new is None:
-                    cache.delete(key, retry=True)
-                else:
+            with quota.lock if quota else contextlib.nullcontext():
+                with self._synchronous(True), cache.transact(retry=True):
+                    if cache.get(key, default=None, retry=True) != expected:
+                        return False
+                    if new is None:
+                        cache.delete(key, retry=True)
+                        return True
+                    growth = _entry_size(key, new)
+                    growth -= 0 if expected is None else _entry_size(key, expected)
+                    if quota is not None and growth > 0:
+                        limit = quota.limit + _SWAP_SLACK
+                        if self._counted(quota) + growth > limit:
+                            size = self._count(quota)
+                            if size + growth > limit:
+                                raise _quota_error(self.location, quota.limit, size, growth)
                     cache.set(key, new, retry=True)
+                if quota is not None and quota.size is not None:
+                    quota.size += growth
                 return True
-        except sqlite3.OperationalError as error:
+        except (sqlite3.DatabaseError, OSError) as error:
+            full = _out_of_space(self.directory, error)
+            if full is not None:
+                raise full from error
+            if not isinstance(error, sqlite3.OperationalError):
+                raise
             raise StoreError(f"{self.location}: updating {key!r} failed ({error}).") from error
 
     def delete_prefix(self, prefix: str) -> int:
-        with self._cache.transact(retry=True):
-            cursor = self._cache._sql(
-                "DELETE FROM Cache WHERE key >= ? AND key < ?", (prefix, _prefix_end(prefix))
-            )
-            return int(cursor.rowcount)
+        try:
+            with self._cache.transact(retry=True):
+                cursor = self._cache._sql(
+                    "DELETE FROM Cache WHERE key >= ? AND key < ?", (prefix, _prefix_end(prefix))
+                )
+                return int(cursor.rowcount)
+        except (sqlite3.DatabaseError, OSError) as error:
+            full = _out_of_space(self.directory, error)
+            if full is not None:
+                raise full from error
+            raise
 
     def integrity_check(self) -> list[str]:
         rows = self._cache._sql("PRAGMA integrity_check").fetchall()
@@ -426,22 +776,36 @@ def default_directory() -> Path:
 
 
 def open_store(
-    store: Store | str | os.PathLike[str] | None = None, *, create: bool = True
+    store: Store | str | os.PathLike[str] | None = None,
+    *,
+    create: bool = True,
+    max_store_bytes: int | None = None,
 ) -> Store:
     """Resolve a ``store=`` argument: a :class:`Store` is used as is; a path (or
     ``None`` for :func:`default_directory`) opens a :class:`DiskStore`, shared by every
     run in this process that names the same directory. With ``create=False`` a
-    directory that holds no store is an error instead of a new store."""
+    directory that holds no store is an error instead of a new store.
+
+    ``max_store_bytes`` (for a path: else ``$RECORDER_MAX_STORE_BYTES``) sets the store's
+    size limit, replacing the one a store already open had; when neither is given, an
+    open store keeps its limit."""
     if isinstance(store, Store):
+        if max_store_bytes is not None:
+            store.max_store_bytes = check_limit(max_store_bytes)
         return store
     if store is not None and not isinstance(store, str | os.PathLike):
         raise ConfigError(
             f"store= takes a Store, a directory path or None, not {type(store).__name__}."
         )
+    limit = resolve_limit(max_store_bytes)
     path = Path(store) if store is not None else default_directory()
     resolved = str(path.expanduser().resolve())
     with _open_lock:
         found = _open_stores.get(resolved)
         if found is None:
-            found = _open_stores[resolved] = DiskStore(resolved, create=create)
+            found = _open_stores[resolved] = DiskStore(
+                resolved, create=create, max_store_bytes=limit
+            )
+        elif limit is not None and limit != found.max_store_bytes:
+            found.max_store_bytes = limit
         return found
