@@ -35,6 +35,15 @@ def process_start(pid: int) -> float | None:
         return None
 
 
+def _state(pid: int) -> bytes | None:
+    """The process state letter from ``/proc`` (``R``, ``S``, ``Z``...), if readable."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            return handle.read().rsplit(b")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
+
+
 def holder_alive(holder: dict[str, Any]) -> bool:
     """Whether the process a lock names still runs (another host: assumed so)."""
     if holder.get("host") != HOST:
@@ -48,6 +57,8 @@ def holder_alive(holder: dict[str, Any]) -> bool:
         return False
     except PermissionError:
         return True
+    if _state(pid) in (b"Z", b"X"):  # killed, not yet reaped by its parent: it holds nothing
+        return False
     started = holder.get("process_start")
     return started is None or process_start(pid) in (None, started)
 

@@ -481,8 +481,11 @@ class DiskStore(Store):
         self._quota: _Quota | None = None
         try:
             if not path.exists():
-                path.mkdir(mode=0o700, parents=True)
-                path.chmod(0o700)  # mkdir's mode is filtered by the umask
+                try:
+                    path.mkdir(mode=0o700, parents=True)
+                    path.chmod(0o700)  # mkdir's mode is filtered by the umask
+                except FileExistsError:  # another process made it first: checked below
+                    pass
             check_directory_safe(path)
             self._cache = diskcache.Cache(
                 str(path),
@@ -523,13 +526,23 @@ class DiskStore(Store):
     def _check_format(self) -> None:
         raw = self.get(_FORMAT_KEY)
         if raw is None:
-            if self._cache._sql("SELECT 1 FROM Cache LIMIT 1").fetchone() is not None:
-                raise StoreFormatError(
-                    f"{self.location} is a diskcache directory but not a recorder store; "
-                    "point store= or RECORDER_DIR at another directory."
-                )
-            self.write(adds={_FORMAT_KEY: str(STORE_FORMAT).encode()})
-            return
+            # Claim an empty database in one transaction, so that processes creating the
+            # same new store at once agree; rows without the format key are a foreign
+            # diskcache directory.
+            with self._cache.transact(retry=True):
+                raw = self.get(_FORMAT_KEY)
+                if raw is None:
+                    if self._cache._sql("SELECT 1 FROM Cache LIMIT 1").fetchone() is not None:
+                        raise StoreFormatError(
+                            f"{self.location} is a diskcache directory but not a recorder "
+                            "store; point store= or RECORDER_DIR at another directory."
+                        )
+                    self._cache._sql(
+                        f"INSERT OR IGNORE INTO Cache {_COLUMNS} VALUES {_ROW}",
+                        (_FORMAT_KEY, time.time(), time.time(), None,
+                         str(STORE_FORMAT).encode()),
+                    )  # fmt: skip
+                    return
         try:
             found = int(raw)
         except ValueError:

@@ -8,8 +8,9 @@ processes cost ~250 forks, not ~250 litellm imports; each is a separate process 
 its own SQLite connections, and a SIGKILL goes to exactly that process.
 
 ``test_crash.py`` already checks one SIGKILL at a chosen step, replayed exactly; this
-file checks many kills at random times, effects, and several processes at once. Two
-tests are marked xfail: recorder bugs these checks found (see their reasons).
+file checks many kills at random times, effects, and several processes at once,
+including two races these checks found in the recorder (several processes creating one
+new store; a killed holder not yet reaped by its parent).
 """
 
 from __future__ import annotations
@@ -545,13 +546,6 @@ def test_eight_processes_on_eight_runs_in_one_store(tmp_path: Path, forks: ForkS
     assert dict(effect_lines(effects)) == expected
 
 
-@pytest.mark.xfail(
-    reason="recorder bug: DiskStore.__init__ checks path.exists() then mkdir()s (FileExistsError "
-    "when another process made it in between), and _check_format reads the format key, "
-    "then finds another process's format row and raises StoreFormatError ('a diskcache "
-    "directory but not a recorder store'). A race: not every run hits it.",
-    strict=False,
-)
 def test_eight_processes_creating_one_new_store_at_once(tmp_path: Path, forks: ForkServer) -> None:
     """Eight processes that open runs at once in a store directory that does not exist
     yet all succeed (a notebook fleet started on a fresh ``RECORDER_DIR``)."""
@@ -570,12 +564,6 @@ def test_eight_processes_creating_one_new_store_at_once(tmp_path: Path, forks: F
     assert failures == [], f"{len(failures)} of {25 * 8} processes failed: {failures[:5]}"
 
 
-@pytest.mark.xfail(
-    reason="recorder bug: locks.holder_alive() takes a zombie (killed, not yet reaped by its "
-    "parent) for a live holder: os.kill(pid, 0) succeeds and /proc/<pid>/stat keeps its "
-    "start time; its state field ('Z') is not read. Remove this mark once fixed.",
-    strict=True,
-)
 def test_a_killed_but_unreaped_holder_does_not_block_the_run(
     tmp_path: Path, forks: ForkServer
 ) -> None:
