@@ -39,9 +39,11 @@ LLM_CALLS = 2
 # order, goto login, fill, fill, click sign-in, LLM, goto order, fill, check, click
 # (the order effect), goto account, read orders, LLM, notify (effect), step.
 KILLS = [
-    *(f"{point}:{n}" for point in ("before_live", "before_write") for n in (4, 9, 13)),
-    *(f"after_write:{n}" for n in (1, 4, 9, 14)),
-    "before_intent:1", "after_intent:1",   # the order click
+    "before_live:4", "before_live:13",     # a browser action, the notification
+    "before_write:4", "before_write:9",    # the sign-in click, the order click (an effect)
+    "before_write:13",                     # the notification (an effect)
+    "after_write:1", "after_write:14",     # the first and the last record
+    "after_intent:1",                      # the order click
     "before_intent:2", "after_intent:2",   # the notification
     "after_effect:1",                      # the notification ran, its record is not written
 ]  # fmt: skip
