@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -454,7 +455,9 @@ async def test_request_counter_counts_everything_but_stats(page: Page, site: Fix
 
     reset = await page.request.post(site.url + "/__reset")
     assert reset.ok and await reset.json() == {"ok": True}
-    assert await _stats(page, site) == {"requests": 0, "hits": {}, "submissions": 0, "orders": []}
+    assert await _stats(page, site) == {
+        "requests": 0, "hits": {}, "submissions": 0, "orders": [], "notifications": []
+    }  # fmt: skip
 
 
 @on_module_loop
@@ -580,3 +583,21 @@ def test_command_line_serves_until_sigterm() -> None:
     assert proc.returncode == 0, err
     assert out == ""  # exactly one line in all
     assert err == ""
+
+
+def test_notifications_are_counted_with_duplicates(site: FixtureSite) -> None:
+    """``POST /api/notify`` keeps every notification (a repeated one is visible), and
+    ``GET /api/notify?key=K`` answers how many arrived with that key."""
+
+    def post(key: str) -> dict[str, Any]:
+        data = urllib.parse.urlencode({"key": key, "text": "hi"}).encode()
+        with urllib.request.urlopen(site.url + "/api/notify", data=data, timeout=10) as r:
+            return dict(json.loads(r.read()))
+
+    assert post("k1") == {"ok": True, "count": 1}
+    assert post("k1") == {"ok": True, "count": 2}
+    with urllib.request.urlopen(site.url + "/api/notify?key=k1", timeout=10) as response:
+        assert json.loads(response.read()) == {"count": 2}
+    assert [n["key"] for n in site.notifications] == ["k1", "k1"]
+    site.reset()
+    assert site.notifications == []

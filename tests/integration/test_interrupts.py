@@ -23,7 +23,7 @@ import pytest
 import recorder
 from fixtures.llm_server import LLMServer
 from fixtures.site import FixtureSite
-from recorder.integrations.browser import aclose_browser
+from recorder.integrations.browser import aclose_browser, close_browser
 from recorder.journal import Journal
 from recorder.store import DiskStore
 
@@ -167,27 +167,31 @@ def test_keyboard_interrupt_anywhere_resumes(
 def test_interrupt_during_a_sync_browser_action(
     tmp_path: Path, interrupt_timer: Callable[[float], None]
 ) -> None:
-    """Ctrl-C while Playwright (sync API) waits for a slow page."""
-    with FixtureSite(slow_s=1.5) as site:
+    """Ctrl-C while Playwright (sync API) waits for a slow page. The sync browser is
+    closed at the end: while it runs, its event loop blocks asyncio.run in this thread."""
+    try:
+        with FixtureSite(slow_s=1.5) as site:
 
-        def visit(run: recorder.Run) -> str:
-            page = run.new_page()
-            page.goto(site.url + "/login")
-            if run.attempt == 1:
-                interrupt_timer(0.3)
-            page.goto(site.url + "/slow")
-            return str(page.locator("#slow").inner_text())
+            def visit(run: recorder.Run) -> str:
+                page = run.new_page()
+                page.goto(site.url + "/login")
+                if run.attempt == 1:
+                    interrupt_timer(0.3)
+                page.goto(site.url + "/slow")
+                return str(page.locator("#slow").inner_text())
 
-        with pytest.raises(KeyboardInterrupt), recorder.run("b", store=tmp_path) as run:
-            visit(run)
-        store_is_consistent(tmp_path)
-        with recorder.run("b", store=tmp_path) as run:
-            assert visit(run) == "Slow page loaded"
-        assert run.stats.replayed == 1 and run.stats.live == 2
-        requests = site.requests
-        with recorder.run("b", store=tmp_path) as run:
-            assert visit(run) == "Slow page loaded"
-        assert run.stats.live == 0 and site.requests == requests
+            with pytest.raises(KeyboardInterrupt), recorder.run("b", store=tmp_path) as run:
+                visit(run)
+            store_is_consistent(tmp_path)
+            with recorder.run("b", store=tmp_path) as run:
+                assert visit(run) == "Slow page loaded"
+            assert run.stats.replayed == 1 and run.stats.live == 2
+            requests = site.requests
+            with recorder.run("b", store=tmp_path) as run:
+                assert visit(run) == "Slow page loaded"
+            assert run.stats.live == 0 and site.requests == requests
+    finally:
+        close_browser()
 
 
 @pytest.mark.browser

@@ -10,6 +10,7 @@ traces, exports or CLI output.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Generator
 from typing import Any
@@ -19,10 +20,12 @@ from .drive import Op, Parallel
 
 __all__ = [
     "CHECKPOINT_VERSION",
+    "NAVIGATION_JS",
     "NavigationWatch",
     "capture_steps",
     "context_options",
     "restore_steps",
+    "watch_steps",
 ]
 
 CHECKPOINT_VERSION = 1
@@ -44,15 +47,47 @@ _PAGE_STATE_JS = """async () => {
     } catch (e) {}
     return items;
   };
+  const nav = window.__recorderNavigation;
   return {origin: location.origin, local: read(localStorage), session: read(sessionStorage),
-          width: innerWidth, height: innerHeight, ready: document.readyState};
+          width: innerWidth, height: innerHeight, ready: document.readyState,
+          leaving: nav ? nav.leaving : null};
 }"""
+
+# Installed in every document of a watched page: the Navigation API's "navigate" event
+# fires in the page, synchronously, when the document starts a navigation away (a form
+# submitted, location assigned, a link followed), before any network event reaches
+# Playwright; the capture reads it to know the document is about to be replaced.
+NAVIGATION_JS = """(() => {
+  if (window.__recorderNavigation || !window.navigation) return;
+  const state = window.__recorderNavigation = {leaving: null};
+  window.navigation.addEventListener("navigate", (event) => {
+    if (!event.destination.sameDocument) state.leaving = event.destination.url;
+  });
+})()"""
+_LEAVING_POLLS = 50
+"""Polls (of _POLL_MS) a document that announced it is leaving is waited for when no
+navigation request follows (a download, a 204 answer, a navigation the page cancelled)."""
 
 _RESTORE_STORAGE_JS = """([session, local]) => {
   for (const [k, v] of session) sessionStorage.setItem(k, v);
   for (const [k, v] of local) localStorage.setItem(k, v);
 }"""
 _RESTORE_PATH = "/__recorder_restore_session__"
+
+
+def watch_steps(page: Any, context: Any | None) -> Generator[Op, Any, NavigationWatch]:
+    """Start watching ``page``: its navigation requests (Playwright events) and, in every
+    document, the page's own announcement that it is leaving (:data:`NAVIGATION_JS`, for
+    the context when the recorder made it, else for the page, and in the current
+    document at once)."""
+    watch = NavigationWatch(page)
+    if context is not None:
+        yield lambda: context.add_init_script(NAVIGATION_JS)
+    else:
+        yield lambda: page.add_init_script(NAVIGATION_JS)
+    with contextlib.suppress(Exception):  # a page mid-navigation: its next document has it
+        yield lambda: page.evaluate(NAVIGATION_JS)
+    return watch
 
 
 class NavigationWatch:
@@ -136,7 +171,8 @@ def capture_steps(
             yield lambda: page.wait_for_timeout(_POLL_MS)
             continue
         moving = watch is not None and (watch.pending or watch.seen != seen)
-        if poll == polls or not (moving or state["ready"] == "loading"):
+        leaving = bool(state.get("leaving")) and poll < _LEAVING_POLLS
+        if poll == polls or not (moving or leaving or state["ready"] == "loading"):
             break
         yield lambda: page.wait_for_timeout(_POLL_MS)
     if indexed_db:

@@ -330,7 +330,7 @@ class PageState:
                 yield from self._reexecute_steps(page, self.inputs, "form inputs re-applied")
         elif run.browser_resume == "reexecute" and self.history:
             yield from self._reexecute_steps(page, self.history, "re-executing")
-        self.watch = checkpoints.NavigationWatch(page)
+        self.watch = yield from checkpoints.watch_steps(page, page.context if self.owned else None)
         self.started = True
         return page
 
