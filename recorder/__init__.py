@@ -39,6 +39,14 @@ from .store import DiskStore, MemoryStore, Store, open_store
 
 __version__ = "0.1.0"
 
+
+def load_ipython_extension(ipython: object) -> None:
+    """``%load_ext recorder``: ``%%record NAME [--mode M] [--inputs EXPR]`` cells."""
+    from .integrations.notebook import load_ipython_extension as load
+
+    load(ipython)
+
+
 __all__ = [
     "AmbiguousEffectError",
     "ConfigError",
@@ -68,6 +76,7 @@ __all__ = [
     "UnsafeStoreError",
     "current_run",
     "load",
+    "load_ipython_extension",
     "open_store",
     "run",
     "runs",

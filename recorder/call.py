@@ -25,6 +25,7 @@ from .keys import canonical, dumps, hash_bytes
 from .records import AttemptRecord, ErrorInfo, StepRecord, TraceEvent
 
 if TYPE_CHECKING:
+    from .display import View
     from .locks import RunLock
     from .runtime import Run
 
@@ -93,6 +94,8 @@ class Attempt:
     """Recorded errors raised to the program in this attempt (live or replayed): if one
     of them ends the attempt, its record is retracted so the next attempt retries it."""
     lock: threading.Lock = field(default_factory=threading.Lock)
+    view: View | None = None
+    """The live view (notebook widget, terminal line) of this attempt, if any."""
     context_token: Token[Run | None] | None = None
 
 
@@ -337,6 +340,9 @@ class Call:
             meta=self.meta if self.record is None else {},
         )
         att.events.append(event)
+        view = att.view
+        if view is not None:
+            view.ended(event, att.stats)
         return event
 
 

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast, overload
 from . import effects, faults
 from .call import Attempt, Call, RunStats, in_live_step
 from .diff import describe_differences, nearest
+from .display import make_view
 from .effects import OnAmbiguous
 from .errors import (
     ConfigError,
@@ -223,8 +224,10 @@ class Run:
         on_ambiguous: OnAmbiguous | str = OnAmbiguous.RAISE,
         saga: bool = False,
         redact: Callable[[str, Any], Any] | None = None,
+        display: bool | None = None,
     ) -> None:
         self.name = validate_name(name)
+        self.display = display
         self.on_ambiguous = OnAmbiguous(on_ambiguous)
         self.saga = bool(saga)
         if redact is not None and not callable(redact):
@@ -301,6 +304,10 @@ class Run:
                     " a run cannot be entered inside itself."
                 )
             self._attempt = self._open()
+            try:
+                self._attempt.view = make_view(self.display, self.name, self._attempt.record.number)
+            except Exception as error:  # showing progress never stops a run
+                warnings.warn(f"recorder: no live view ({error!r})", stacklevel=2)
         _install_integrations()
         self._attempt.context_token = _current.set(self)
         with _active_lock:
@@ -416,6 +423,16 @@ class Run:
             outcome = Outcome.FAILED
             error = ErrorInfo.from_exception(exc, redact=att.secrets())
         att.record = replace(att.record, outcome=outcome, ended_at=self._clock(), error=error)
+        if att.view is not None:
+            detail = (
+                f"waiting for {exc.name!r}" if isinstance(exc, Suspended) and exc.wake_at is None
+                else str(exc) if isinstance(exc, Suspended)
+                else error.summary if error is not None else ""
+            )  # fmt: skip
+            try:
+                att.view.finished(att.record, att.stats, detail)
+            except Exception as failure:  # showing progress never fails a run
+                warnings.warn(f"recorder: the live view failed ({failure!r})", stacklevel=3)
         journal = self.journal
         try:
             if exc is not None:
@@ -491,7 +508,10 @@ class Run:
         if record is None:
             self._on_miss(att, kind, name, seq, canon)
             faults.reach("before_live")
-        return Call(self, att, seq, key, occurrence, kind, name, canon, meta or {}, record)
+        call = Call(self, att, seq, key, occurrence, kind, name, canon, meta or {}, record)
+        if att.view is not None:
+            att.view.started(call)
+        return call
 
     def _on_miss(self, att: Attempt, kind: str, name: str, seq: int, request: Any) -> None:
         if self.mode is Mode.REPLAY:
@@ -880,6 +900,7 @@ def run(
     on_ambiguous: OnAmbiguous | str = OnAmbiguous.RAISE,
     saga: bool = False,
     redact: Callable[[str, Any], Any] | None = None,
+    display: bool | None = None,
 ) -> Run:
     """A recorded run named ``name`` over ``inputs``; enter it with ``with`` or
     ``async with``.
@@ -902,6 +923,9 @@ def run(
     a failing attempt runs the compensations of its done effects, newest first.
     ``redact(kind, request)`` returns the request as it may be written (scrub prompt
     text); the key is still computed on the real request, so replay keeps working.
+
+    ``display``: ``None`` shows a live view in a notebook (a widget) and a progress line
+    on a terminal's stderr; ``True`` always shows one; ``False`` nothing.
     """
     return Run(
         name,
@@ -920,6 +944,7 @@ def run(
         on_ambiguous=on_ambiguous,
         saga=saga,
         redact=redact,
+        display=display,
     )
 
 

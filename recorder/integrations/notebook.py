@@ -1,0 +1,97 @@
+"""The notebook side: the live ipywidgets view of a running attempt, and the
+``%%record`` cell magic (``%load_ext recorder``).
+
+Imported only inside a Jupyter kernel, when a run starts or the extension loads.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import re
+import shlex
+from typing import Any
+
+import ipywidgets
+from IPython.display import display
+
+from ..display import View
+
+__all__ = ["WidgetView", "load_ipython_extension", "record_transformer"]
+
+
+class WidgetView(View):
+    """A one-row HTML widget in the cell's output, updated as steps happen."""
+
+    def __init__(self, run: str, attempt: int) -> None:
+        super().__init__(run, attempt)
+        self.widget = ipywidgets.HTML(value=self.snapshot.html())
+        display(self.widget)  # type: ignore[no-untyped-call]
+
+    def draw(self, *, final: bool) -> None:
+        self.widget.value = self.snapshot.html()
+
+
+# -- %%record ------------------------------------------------------------------------------
+
+_USAGE = "%%record NAME [--mode auto|replay|record] [--inputs EXPR] [--store DIR]"
+
+
+_FLAG = re.compile(r"(?:^|\s)--(\w+)(?:\s+|$)")
+
+
+def _parse(line: str) -> dict[str, str]:
+    """``NAME [--mode M] [--store DIR] [--inputs EXPR]``: EXPR is Python and runs to the
+    next flag or the end of the line; the other values are shell words."""
+    pieces = _FLAG.split(" " + line.strip())
+    head = shlex.split(pieces[0])
+    if len(head) != 1:
+        raise SyntaxError(f"%%record needs one run name first: {_USAGE}")
+    options = {"name": head[0]}
+    for flag, value in zip(pieces[1::2], pieces[2::2], strict=True):
+        if flag not in ("mode", "inputs", "store") or flag in options or not value.strip():
+            raise SyntaxError(f"%%record does not understand --{flag} {value.strip()!r}: {_USAGE}")
+        options[flag] = value.strip() if flag == "inputs" else " ".join(shlex.split(value))
+    return options
+
+
+def _is_async(source: str) -> bool:
+    """Whether the cell awaits at top level (IPython runs it as a coroutine)."""
+    try:
+        code = compile(source, "<cell>", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+    except SyntaxError:  # IPython reports it once the cell runs
+        return False
+    return bool(code.co_flags & inspect.CO_COROUTINE)
+
+
+def record_transformer(lines: list[str]) -> list[str]:
+    """Rewrite a ``%%record`` cell as the same code inside ``with recorder.run(...)``
+    (``async with`` when the cell awaits at top level), before IPython compiles it, so
+    that names the cell defines stay global and top-level await keeps working."""
+    if not lines or not lines[0].startswith("%%record"):
+        return lines
+    options = _parse(lines[0][len("%%record") :].strip())
+    body = lines[1:] or ["pass\n"]
+    source = "".join(body)
+    arguments = [repr(options["name"])]
+    if "inputs" in options:
+        arguments.append(f"inputs=({options['inputs']})")
+    if "mode" in options:
+        arguments.append(f"mode={options['mode']!r}")
+    if "store" in options:
+        arguments.append(f"store={options['store']!r}")
+    opener = "async with" if _is_async(source) else "with"
+    header = f"{opener} __import__('recorder').run({', '.join(arguments)}) as run:\n"
+    indented = [("    " + line) if line.strip() else line for line in body]
+    if not any(line.strip() for line in indented):
+        indented = ["    pass\n"]
+    if not indented[-1].endswith("\n"):
+        indented[-1] += "\n"
+    return [header, *indented]
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext recorder``: enable ``%%record`` cells."""
+    transformers = ipython.input_transformers_cleanup
+    if record_transformer not in transformers:
+        transformers.append(record_transformer)
