@@ -35,8 +35,8 @@ def test_all_is_sorted_and_complete() -> None:
         assert hasattr(recorder, name), name
     public = {n for n in dir(recorder) if not n.startswith("_")}
     modules = {"call", "diff", "errors", "history", "journal", "keys", "locks", "records",
-               "runtime", "store", "values", "integrations", "export", "cli", "effects", "faults", "display",
-               "retry"}  # fmt: skip
+               "runtime", "store", "values", "integrations", "export", "cli", "effects",
+               "faults", "display", "retry"}  # fmt: skip
     assert public - modules - {"annotations"} == set(recorder.__all__)
 
 

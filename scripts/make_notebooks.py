@@ -1,0 +1,252 @@
+"""Write the notebooks in ``notebooks/`` (without outputs) from the cells below.
+
+    .venv/bin/python scripts/make_notebooks.py
+
+The notebooks are generated so that they stay short, reviewed as code, and in step
+with the API; ``tests/integration/test_notebooks.py`` executes each one on a real
+kernel. Every notebook starts the fixture servers itself (127.0.0.1 only) and records
+into a temporary store.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+
+SETUP = """\
+import os, sys, tempfile
+os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"   # litellm's cost map from the package
+sys.path.insert(0, os.path.abspath(".."))              # the repository, for fixtures/
+os.environ.setdefault("RECORDER_DIR", tempfile.mkdtemp(prefix="recorder-notebook-"))
+import litellm, recorder
+litellm.suppress_debug_info = True"""
+
+QUICKSTART = [
+    new_markdown_cell(
+        "# Quickstart: record, interrupt, resume\n\n"
+        "An LLM loop runs inside `recorder.run(...)`. It is interrupted half-way (the "
+        "stop button raises `KeyboardInterrupt`); running the same cell again replays "
+        "the finished calls from the record, in microseconds and for free, and goes live "
+        "where the record ends."
+    ),
+    new_code_cell(
+        SETUP
+        + """
+from fixtures.llm_server import LLMServer
+server = LLMServer(mode="echo").start()       # an OpenAI-compatible model on 127.0.0.1
+llm = dict(model="openai/gpt-4o-mini", api_base=server.base_url, api_key="sk-local",
+           num_retries=0)
+%load_ext recorder"""
+    ),
+    new_code_cell("""\
+def ask(i):
+    reply = litellm.completion(messages=[{"role": "user", "content": f"Idea #{i} for refunds"}],
+                               temperature=0.7, seed=i, **llm)
+    return reply.choices[0].message.content
+
+try:
+    with recorder.run("quickstart", inputs={"topic": "refunds"}) as run:
+        ideas = []
+        for i in range(6):
+            ideas.append(ask(i))
+            if i == 2:
+                raise KeyboardInterrupt   # what the stop button does, half-way
+except KeyboardInterrupt:
+    print(f"interrupted after {run.stats.live} live calls; the model served {server.requests}")"""),
+    new_markdown_cell("Run the same loop again: three calls replay, three go live."),
+    new_code_cell("""\
+%%record quickstart --inputs {"topic": "refunds"}
+ideas = [ask(i) for i in range(6)]
+stats = run.stats
+print(f"replayed {stats.replayed}, live {stats.live}; the model served {server.requests}")"""),
+    new_markdown_cell("A third run is a pure replay: no call reaches the model."),
+    new_code_cell("""\
+%%record quickstart --inputs {"topic": "refunds"}
+again = [ask(i) for i in range(6)]
+assert again == ideas and run.stats.live == 0
+run.to_dataframe()[["attempt", "seq", "kind", "status", "duration_s", "recorded_duration_s"]]"""),
+    new_code_cell("server.stop()"),
+]
+
+BROWSER = [
+    new_markdown_cell(
+        "# Resume a crashed browser agent\n\n"
+        "The agent in `fixtures/agent.py` books a flight on a local site: it observes the "
+        "page, asks the model for the next tool call, acts. Its process is killed with "
+        "SIGKILL after a few turns; the notebook then resumes the same run: the finished "
+        "turns replay with no LLM call and no browser work, the browser is restored from "
+        "the last checkpoint (signed-in cookie, URL), and the order is placed exactly once."
+    ),
+    new_code_cell(
+        SETUP
+        + """
+import json, signal, subprocess
+from fixtures.agent import TASK, book_flight, policy
+from fixtures.llm_server import LLMServer
+from fixtures.site import FixtureSite
+site = FixtureSite().start()
+server = LLMServer(policy).start()
+model = "openai/fixture-agent"
+llm = dict(model=model, api_base=server.base_url, api_key="sk-local", num_retries=0)"""
+    ),
+    new_code_cell("""\
+# The agent, in a process of its own, killed after its fifth turn.
+child = subprocess.Popen(
+    [sys.executable, "-m", "fixtures.demo", "--agent", site.url, server.base_url,
+     os.environ["RECORDER_DIR"], model],
+    cwd="..", stdout=subprocess.PIPE, text=True)
+for line in child.stdout:
+    if line.startswith("TURN 5 "):
+        child.send_signal(signal.SIGKILL)
+        break
+child.wait()
+print("killed:", child.returncode == -signal.SIGKILL, "| orders so far:", len(site.orders))"""),
+    new_code_cell("""\
+requests_before = site.requests
+async with recorder.run("book-flight", inputs={"task": TASK}) as run:
+    result = await book_flight(run, site.url, llm)
+print(result)
+stats = run.stats
+print(f"replayed {stats.replayed}, live {stats.live}; orders placed: {len(site.orders)}")"""),
+    new_code_cell("""\
+trace = run.to_dataframe()
+trace[trace.attempt == trace.attempt.max()][["seq", "kind", "name", "status", "url"]].head(12)"""),
+    new_code_cell("site.stop(); server.stop()"),
+]
+
+DATAFRAMES = [
+    new_markdown_cell(
+        "# Traces as DataFrames\n\n"
+        "Every step call is a row: kind, status, durations, model, tokens, cost. This "
+        "notebook records a small agent twice (live, then replayed) and looks at where "
+        "the time went and what the replay saved."
+    ),
+    new_code_cell(
+        SETUP
+        + """
+import pandas as pd
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+from fixtures.llm_server import LLMServer
+server = LLMServer(mode="echo", delay_s=0.05).start()
+llm = dict(model="openai/gpt-4o-mini", api_base=server.base_url, api_key="sk-local",
+           num_retries=0)
+
+def agent(run):
+    notes = []
+    for i in range(8):
+        reply = litellm.completion(messages=[{"role": "user", "content": f"Step {i}"}], **llm)
+        notes.append(run.step("tidy", str.strip, reply.choices[0].message.content))
+    return notes
+
+for _ in range(2):
+    with recorder.run("dataframes") as run:
+        agent(run)
+trace = recorder.load("dataframes").to_dataframe()
+trace[["attempt", "seq", "kind", "status", "duration_s", "recorded_duration_s",
+       "prompt_tokens", "completion_tokens", "cost_usd"]].head()"""
+    ),
+    new_code_cell("""\
+by = trace.groupby(["attempt", "kind"]).agg(calls=("seq", "count"), seconds=("duration_s", "sum"))
+by"""),
+    new_code_cell("""\
+saved = trace[trace.status == "replayed"]
+summary = pd.Series({"live run (s)": trace[trace.attempt == 1].duration_s.sum(),
+                     "replay (s)": trace[trace.attempt == 2].duration_s.sum(),
+                     "saved by replay (s)": saved.recorded_duration_s.sum()})
+ax = summary.plot.bar(rot=0, title="Where the time went, and what replay saved")
+ax.set_ylabel("seconds")
+plt.tight_layout()
+summary"""),
+    new_code_cell("server.stop()"),
+]
+
+EFFECTS = [
+    new_markdown_cell(
+        "# Side effects and approvals\n\n"
+        "`run.once` records intent before an effect and its result after it, so a re-run "
+        "never repeats it silently. An effect interrupted inside is *ambiguous*: the run "
+        "stops and asks. `run.wait_for` suspends a run until a human sends a signal."
+    ),
+    new_code_cell(
+        SETUP
+        + """
+sent = []
+def send_invoice(customer, *, idempotency_key):
+    sent.append(idempotency_key)            # a real API would de-duplicate on this key
+    return {"invoice": len(sent), "customer": customer}"""
+    ),
+    new_code_cell("""\
+for _ in range(2):
+    with recorder.run("billing") as run:
+        invoice = run.once("invoice", send_invoice, "ACME")
+print(invoice, "| sent", len(sent), "time(s)")"""),
+    new_markdown_cell("An effect interrupted inside it: did the invoice go out?"),
+    new_code_cell("""\
+def send_then_crash(customer, *, idempotency_key):
+    send_invoice(customer, idempotency_key=idempotency_key)
+    raise KeyboardInterrupt                 # the kernel died right after the API call
+
+try:
+    with recorder.run("billing-2") as run:
+        run.once("invoice", send_then_crash, "Globex")
+except KeyboardInterrupt:
+    pass
+try:
+    with recorder.run("billing-2") as run:
+        run.once("invoice", send_invoice, "Globex")
+except recorder.AmbiguousEffectError as error:
+    print(type(error).__name__, "-", str(error)[:160], "...")"""),
+    new_code_cell("""\
+def already_sent(key):                      # your own check, e.g. a lookup in the billing API
+    return key in sent
+
+with recorder.run("billing-2") as run:
+    run.once("invoice", send_invoice, "Globex", check=already_sent)
+print("sent", len(sent), "invoices in all: none twice")"""),
+    new_markdown_cell("A durable wait: the run suspends until someone approves."),
+    new_code_cell("""\
+async def publish():
+    async with recorder.run("publish") as run:
+        draft = run.step("draft", str.title, "quarterly report")
+        approval = await run.wait_for("approval")
+        return run.once("publish", lambda d, ok: f"published {d} ({ok})", draft, approval)
+    return None                              # suspended: with/async with ended it cleanly
+
+print(await publish(), recorder.load("publish").status)"""),
+    new_code_cell("""\
+# The same from a shell: recorder signal publish approval "approved by Ada"
+recorder.signal("publish", "approval", "approved by Ada")
+print(await publish())"""),
+]
+
+ALL = {
+    "quickstart.ipynb": QUICKSTART,
+    "browser_agent.ipynb": BROWSER,
+    "dataframes.ipynb": DATAFRAMES,
+    "effects.ipynb": EFFECTS,
+}
+
+
+def main() -> int:
+    NOTEBOOKS.mkdir(exist_ok=True)
+    for name, cells in ALL.items():
+        book = new_notebook(cells=cells)
+        book.metadata["kernelspec"] = {
+            "name": "python3", "display_name": "Python 3", "language": "python",
+        }  # fmt: skip
+        book.metadata["language_info"] = {"name": "python"}
+        nbformat.validate(book)
+        nbformat.write(book, NOTEBOOKS / name)
+        print(f"wrote notebooks/{name} ({len(cells)} cells)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
