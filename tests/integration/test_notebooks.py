@@ -25,8 +25,7 @@ def execute(path: Path, store: Path) -> Any:
         book, timeout=240, kernel_name="python3", store_widget_state=True,
         resources={"metadata": {"path": str(path.parent)}},
     )  # fmt: skip
-    client.km_kwargs = {"env": _env(store)}  # type: ignore[attr-defined]
-    client.execute()
+    client.execute(env=_env(store))
     return book
 
 
