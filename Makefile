@@ -46,6 +46,7 @@ bench: setup
 	$(BIN)/python tests/bench/bench_llm.py
 	$(BIN)/python tests/bench/bench_browser.py
 	$(BIN)/python tests/bench/bench_effects.py
+	$(BIN)/python tests/bench/bench_display.py
 
 clean:
 	rm -rf $(VENV) .recorder .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -93,20 +93,18 @@ class View:
         self.snapshot = Snapshot(run=run, attempt=attempt)
         self._t0 = time.monotonic()
         self._drawn = 0.0
+        self._call: Call | None = None
 
     # -- what the runtime calls ------------------------------------------------------
 
     def started(self, call: Call) -> None:
-        meta = call.meta
-        where = meta.get("model") or meta.get("selector") or meta.get("url") or ""
-        action = meta.get("action")
-        label = f"{call.kind} {action or call.name}"
-        self.snapshot.current = f"{label} {where}".strip()
+        self._call = call  # described only when drawn
         self._maybe_draw()
 
     def ended(self, event: TraceEvent, stats: RunStats) -> None:
-        self._count(stats)
-        self._maybe_draw()
+        if time.monotonic() - self._drawn >= REDRAW_S:
+            self._count(stats)
+            self._maybe_draw()
 
     def finished(self, record: AttemptRecord, stats: RunStats, detail: str = "") -> None:
         self._count(stats)
@@ -128,6 +126,12 @@ class View:
         if now - self._drawn >= REDRAW_S:
             self._drawn = now
             self.snapshot.elapsed_s = now - self._t0
+            call = self._call
+            if call is not None:
+                meta = call.meta
+                where = meta.get("model") or meta.get("selector") or meta.get("url") or ""
+                label = f"{call.kind} {meta.get('action') or call.name} {where}"
+                self.snapshot.current = label.strip()
             self.draw(final=False)
 
     def draw(self, *, final: bool) -> None:

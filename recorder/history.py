@@ -136,6 +136,25 @@ class RunHistory:
 
         return trace_frame(self.rows())
 
+    _HTML_COLUMNS = ("attempt", "seq", "kind", "name", "status", "selector", "url", "model",
+                     "duration_s", "recorded_duration_s", "cost_usd", "error")  # fmt: skip
+
+    def _repr_html_(self) -> str:
+        """A notebook shows a run as its summary and its step calls (no widgets)."""
+        import html
+
+        summary = self.summary()
+        head = "".join(
+            f"<th style='text-align:left'>{html.escape(str(k))}</th>"
+            f"<td style='text-align:left'>{html.escape(str(v))}</td>"
+            for k, v in summary.items()
+            if k in ("run", "status", "attempts", "steps", "last_activity")
+        )
+        frame = self.to_dataframe()
+        columns = [c for c in self._HTML_COLUMNS if c in frame.columns]
+        table = frame[columns].to_html(index=False, na_rep="", max_rows=200, escape=True)
+        return f"<table class='recorder-run'><tr>{head}</tr></table>{table}"
+
     def summary(self) -> dict[str, Any]:
         last = self.attempts[-1] if self.attempts else None
         activity = None

@@ -14,6 +14,7 @@ decide whether to replay and never touch the store.
 from __future__ import annotations
 
 import functools
+import html
 import importlib
 import inspect
 import os
@@ -819,6 +820,12 @@ class Run:
     def to_dataframe(self) -> pandas.DataFrame:
         """One row per step call of every attempt (see :mod:`recorder.export`)."""
         return self.history().to_dataframe()
+
+    def _repr_html_(self) -> str:
+        """A notebook shows a run as its summary and its step calls (no widgets)."""
+        if self._journal is None and self._last is None and self._attempt is None:
+            return f"<code>{html.escape(repr(self))}</code> (not entered yet)"
+        return self.history()._repr_html_()
 
 
 def signal(

@@ -84,3 +84,15 @@ def test_record_cells_become_with_blocks() -> None:
         record_transformer(["%%record --mode replay\n", "pass\n"])
     with pytest.raises(SyntaxError, match="--bogus"):
         record_transformer(["%%record r --bogus 1\n", "pass\n"])
+
+
+def test_runs_render_as_html_tables_without_widgets(store_dir: Path) -> None:
+    fresh = recorder.run("html", store=store_dir)
+    assert "not entered yet" in fresh._repr_html_()
+    with fresh as run:
+        run.step("<b>bold</b>", str.upper, "x")
+    page = run._repr_html_()
+    assert "class='recorder-run'" in page and "completed" in page
+    assert "&lt;b&gt;bold&lt;/b&gt;" in page and "<b>bold</b>" not in page
+    assert "<table" in recorder.load("html", store=store_dir)._repr_html_()
+    assert "html@" in recorder.runs(store=store_dir)._repr_html_()
