@@ -40,6 +40,15 @@ from .store import DiskStore, MemoryStore, Store, open_store
 __version__ = "0.1.0"
 
 
+def show(target: object, *, store: object = None) -> object:
+    """A notebook widget for a run (``Run``, loaded run, name or run id): its step calls,
+    and the detail of the one selected; or, for a ReplayMissError / DivergenceError,
+    what was recorded and what was asked for, field by field."""
+    from .integrations.viewer import show as make
+
+    return make(target, store=store)
+
+
 def load_ipython_extension(ipython: object) -> None:
     """``%load_ext recorder``: ``%%record NAME [--mode M] [--inputs EXPR]`` cells."""
     from .integrations.notebook import load_ipython_extension as load
@@ -80,6 +89,7 @@ __all__ = [
     "open_store",
     "run",
     "runs",
+    "show",
     "signal",
     "step",
 ]

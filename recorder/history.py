@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +44,8 @@ class RunHistory:
     attempts: list[AttemptRecord]
     steps: list[StepRecord]
     traces: dict[int, list[TraceEvent]]
+    journal: Journal | None = field(default=None, repr=False, compare=False)
+    """Where the records came from (for blobs: requests, results, screenshots)."""
 
     @classmethod
     def load(
@@ -73,7 +75,7 @@ class RunHistory:
             attempts = [
                 a if a.number != open_attempt[0].number else open_attempt[0] for a in attempts
             ]
-        return cls(run=record, attempts=attempts, steps=steps, traces=traces)
+        return cls(run=record, attempts=attempts, steps=steps, traces=traces, journal=journal)
 
     @property
     def run_id(self) -> str:
