@@ -279,6 +279,16 @@ def test_redact_scrubs_prompts_and_replay_still_works(
         litellm.completion(messages=[{"role": "user", "content": "other"}], **llm)
 
 
+def test_the_run_browser_shows_messages_response_and_tokens(
+    store_dir: Path, llm: dict[str, Any]
+) -> None:
+    with recorder.run("shown", store=store_dir) as run:
+        answer = text(litellm.completion(messages=MESSAGES, tools=TOOLS, **llm))
+    detail = recorder.show(run).children[1].children[1].value
+    assert "Summarize ticket 123" in detail and "tokens" in detail
+    assert answer.split()[0] in detail or "tool call" in detail
+
+
 def test_trace_has_llm_columns(store_dir: Path, llm: dict[str, Any]) -> None:
     for _ in range(2):
         with recorder.run("t", store=store_dir) as run:
