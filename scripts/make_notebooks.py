@@ -70,6 +70,8 @@ print(f"replayed {stats.replayed}, live {stats.live}; the model served {server.r
 again = [ask(i) for i in range(6)]
 assert again == ideas and run.stats.live == 0
 run.to_dataframe()[["attempt", "seq", "kind", "status", "duration_s", "recorded_duration_s"]]"""),
+    new_markdown_cell("Every call of every attempt, and the detail of the one you select:"),
+    new_code_cell('recorder.show("quickstart")'),
     new_code_cell("server.stop()"),
 ]
 
