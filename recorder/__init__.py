@@ -34,7 +34,7 @@ from .errors import (
 from .history import RunHistory, load, runs
 from .records import Outcome
 from .retry import Retry
-from .runtime import Mode, OnDivergence, Run, current_run, run, signal, step
+from .runtime import Mode, OnDivergence, Run, current_run, fork, run, signal, step
 from .store import DiskStore, MemoryStore, Store, open_store
 
 __version__ = "0.1.0"
@@ -84,6 +84,7 @@ __all__ = [
     "Suspended",
     "UnsafeStoreError",
     "current_run",
+    "fork",
     "load",
     "load_ipython_extension",
     "open_store",

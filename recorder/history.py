@@ -25,7 +25,7 @@ __all__ = ["TRACE_COLUMNS", "RunHistory", "find_run", "load", "run_rows", "runs"
 TRACE_COLUMNS = (
     "run", "attempt", "seq", "kind", "name", "key", "occurrence", "status", "started_at",
     "duration_s", "recorded_duration_s", "model", "temperature", "seed", "prompt_tokens",
-    "completion_tokens", "cost_usd", "error", "generation",
+    "completion_tokens", "cost_usd", "error", "generation", "forked_from",
 )  # fmt: skip
 """The columns of a trace, in order (integrations may add more after these)."""
 
@@ -102,6 +102,8 @@ class RunHistory:
     def rows(self) -> list[dict[str, Any]]:
         """One dict per step call of every attempt, with :data:`TRACE_COLUMNS`."""
         by_ident = {(s.generation, s.key, s.occurrence): s for s in self.steps}
+        fork = self.run.forked_from
+        lineage = f"{fork['run']}#{fork['step']}" if fork else None
         out: list[dict[str, Any]] = []
         for attempt in self.attempts:
             for event in self.traces.get(attempt.number, []):
@@ -123,6 +125,7 @@ class RunHistory:
                     "recorded_duration_s": step.duration_s if step is not None else math.nan,
                     "error": error,
                     "generation": event.generation,
+                    "forked_from": lineage,
                 }
                 for column in _META_COLUMNS:
                     row[column] = meta.get(column)

@@ -18,6 +18,7 @@ A blob is re-hashed on every read: a missing or altered blob raises
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from collections.abc import Mapping
@@ -215,6 +216,16 @@ class Journal:
         )
         with self._lock:
             self._known_blobs.update(blobs)
+
+    def copy_steps(self, run_id: str, steps: list[StepRecord]) -> None:
+        """Write ``steps`` (another run's records; their blobs are already in this
+        store) as generation 0 of ``run_id``, in one write."""
+        puts = {}
+        for step in steps:
+            copied = dataclasses.replace(step, generation=0)
+            puts[_step_key(run_id, copied)] = records.dump(copied)
+        if puts:
+            self.store.write(puts)
 
     def delete_step(self, run_id: str, step: StepRecord) -> None:
         """Retract one step record (its blobs stay until garbage collection) and any

@@ -104,6 +104,9 @@ class RunRecord:
     inputs: Any
     created_at: float
     generation: int = 0
+    forked_from: dict[str, Any] | None = None
+    """``{"run": run_id, "step": n}`` when the run began as a copy of another run's
+    first ``n`` steps (``recorder.run(..., fork_from=...)``)."""
     format: int = RECORD_FORMAT
 
 

@@ -68,7 +68,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BrowserResume", "Call", "Mode", "OnDivergence", "Run", "Screenshots", "current_run",
-    "run", "signal", "step",
+    "fork", "run", "signal", "step",
 ]  # fmt: skip
 
 P = ParamSpec("P")
@@ -226,9 +226,11 @@ class Run:
         saga: bool = False,
         redact: Callable[[str, Any], Any] | None = None,
         display: bool | None = None,
+        fork_from: tuple[Run | str, int] | None = None,
     ) -> None:
         self.name = validate_name(name)
         self.display = display
+        self.fork_from = _fork_spec(fork_from)
         self.on_ambiguous = OnAmbiguous(on_ambiguous)
         self.saga = bool(saga)
         if redact is not None and not callable(redact):
@@ -373,14 +375,23 @@ class Run:
         try:
             record = journal.get_run(self.run_id)
             if record is None:
+                forked = self._fork(journal)
                 record = RunRecord(
                     run_id=self.run_id,
                     name=self.name,
                     inputs_hash=self.inputs_hash,
                     inputs=self._inputs_canonical,
                     created_at=now,
+                    forked_from=forked,
                 )
                 journal.put_run(record)
+            elif self.fork_from is not None and record.forked_from != self._fork_target(journal):
+                was = record.forked_from
+                raise ConfigError(
+                    f"run {self.run_id!r} already exists"
+                    + (f", forked from {was['run']} at step {was['step']}" if was else "")
+                    + "; a fork needs a run of its own: give it another name or inputs."
+                )
             last = journal.last_attempt(self.run_id)
             if last is not None and last.outcome is Outcome.RUNNING:
                 journal.put_attempt(self.run_id, replace(last, outcome=Outcome.CRASHED))
@@ -403,6 +414,27 @@ class Run:
             lock.release()
             raise
         return Attempt(record=attempt, recorded=recorded, run_lock=lock, intents=intents)
+
+    def _fork_target(self, journal: Journal) -> dict[str, Any] | None:
+        if self.fork_from is None:
+            return None
+        from .history import find_run
+
+        source, step = self.fork_from
+        return {"run": find_run(journal, source), "step": step}
+
+    def _fork(self, journal: Journal) -> dict[str, Any] | None:
+        """A new run forked from another: copy its first ``step`` step records (they
+        replay; everything after goes live) and return the lineage to record."""
+        target = self._fork_target(journal)
+        if target is None:
+            return None
+        source = journal.get_run(target["run"])
+        assert source is not None  # find_run found it
+        steps = journal.steps(source.run_id, source.generation)
+        copied = [s for s in steps if s.seq < target["step"]]
+        journal.copy_steps(self.run_id, copied)
+        return target
 
     def _close(self, exc: BaseException | None) -> None:
         att = self._attempt
@@ -828,6 +860,52 @@ class Run:
         return self.history()._repr_html_()
 
 
+def _fork_spec(fork_from: object) -> tuple[str, int] | None:
+    """``fork_from=(run, step)`` checked: a run (object, name or id) and a step >= 0."""
+    if fork_from is None:
+        return None
+    if (
+        not isinstance(fork_from, tuple)
+        or len(fork_from) != 2
+        or isinstance(fork_from[1], bool)
+        or not isinstance(fork_from[1], int)
+        or fork_from[1] < 0
+    ):
+        raise ConfigError(
+            f"fork_from= takes (run, step): a run (or its name or id) and the number of "
+            f"its steps to keep (an int >= 0), not {fork_from!r}."
+        )
+    source, step = fork_from
+    name = source.run_id if isinstance(source, Run) else validate_name(source)
+    return name, step
+
+
+def fork(
+    source: Run | str,
+    step: int,
+    name: str,
+    *,
+    inputs: Any = None,
+    store: Store | str | _os.PathLike[str] | None = None,
+) -> str:
+    """Create run ``name`` (with ``inputs``) as a fork of ``source`` at ``step``, without
+    entering it; return its run id. ``recorder.run(name, inputs=...)`` then replays the
+    copied steps and goes live after them (what ``recorder fork`` does from a shell)."""
+    new = Run(name, inputs=inputs, store=store, fork_from=(source, step))
+    journal = new.journal
+    if journal.get_run(new.run_id) is not None:
+        raise ConfigError(
+            f"run {new.run_id!r} already exists; a fork needs a run of its own: give it "
+            "another name or inputs."
+        )
+    forked = new._fork(journal)
+    journal.put_run(
+        RunRecord(run_id=new.run_id, name=new.name, inputs_hash=new.inputs_hash,
+                  inputs=new._inputs_canonical, created_at=time.time(), forked_from=forked)
+    )  # fmt: skip
+    return new.run_id
+
+
 def signal(
     run: Run | str,
     name: str,
@@ -908,6 +986,7 @@ def run(
     saga: bool = False,
     redact: Callable[[str, Any], Any] | None = None,
     display: bool | None = None,
+    fork_from: tuple[Run | str, int] | None = None,
 ) -> Run:
     """A recorded run named ``name`` over ``inputs``; enter it with ``with`` or
     ``async with``.
@@ -933,6 +1012,11 @@ def run(
 
     ``display``: ``None`` shows a live view in a notebook (a widget) and a progress line
     on a terminal's stderr; ``True`` always shows one; ``False`` nothing.
+
+    ``fork_from=(other, step)`` starts this (new) run as a copy of the first ``step``
+    steps of run ``other`` (a Run, name or id, in the same store): they replay, and the
+    run goes live from there (time travel). The trace's ``forked_from`` column keeps the
+    lineage.
     """
     return Run(
         name,
@@ -952,6 +1036,7 @@ def run(
         saga=saga,
         redact=redact,
         display=display,
+        fork_from=fork_from,
     )
 
 
