@@ -212,3 +212,31 @@ def test_interrupted_programs_resume_to_the_same_result(case: Any) -> None:
 def test_interrupted_programs_resume_on_disk(case: Any) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         _check_interruption(lambda: DiskStore(tmp + "/s"), case)
+
+
+# -- the user's kit, used on a program with effects -------------------------------------
+
+
+def test_the_property_kit_on_an_agent_with_effects() -> None:
+    """``recorder.testing.assert_replay_idempotent`` (the kit users get) on an agent
+    mixing steps, effects, a caught step error and recorded values: every interruption
+    plan resumes to the same result with each step live exactly once."""
+    from recorder.testing import assert_replay_idempotent
+
+    sent: list[str] = []
+
+    def agent(run: recorder.Run, inputs: dict[str, Any]) -> list[Any]:
+        out: list[Any] = [run.uuid().hex[:0]]
+        for x in inputs["xs"]:
+            out.append(run.step("square", lambda v: v * v, x))
+            out.append(run.once("notify", lambda v, idempotency_key: sent.append(
+                idempotency_key) or v, x))  # fmt: skip
+        try:
+            run.step("fail", int, "not a number")
+        except ValueError as error:
+            out.append(str(error))
+        return out
+
+    report = assert_replay_idempotent(agent, {"xs": [1, 2, 3]}, max_examples=30)
+    assert report.steps == 8 and report.result[1:3] == [1, 1]
+    assert len(report.plans) == 30 and any(len(p) >= 2 for p in report.plans)
