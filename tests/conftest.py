@@ -15,6 +15,8 @@ import pytest
 
 from fixtures.llm_server import LLMServer
 
+pytest_plugins = ["pytester"]  # tests/integration/test_pytest_plugin.py runs pytest itself
+
 MODEL = "openai/gpt-4o-mini"
 
 
