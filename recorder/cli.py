@@ -1,5 +1,6 @@
-"""The ``recorder`` command: list, show, export, verify and delete recorded runs, and
-send a signal to a run that waits for one.
+"""The ``recorder`` command: list, show, export, verify and delete recorded runs, send a
+signal to a run that waits for one, move a run between stores as a bundle (``export
+--bundle``, ``import``) and compare two runs (``diff``).
 
 Exit codes: 0 success, 1 a recorder error (message on stderr) or damage found by
 ``verify``, 2 a usage error.
@@ -44,10 +45,28 @@ def _parser() -> argparse.ArgumentParser:
     show = commands.add_parser("show", parents=[common], help="show a run's step calls")
     show.add_argument("run", metavar="RUN", help="run name or run id (name@hash)")
     show.add_argument("--attempt", type=int, help="only this attempt")
-    export = commands.add_parser("export", parents=[common], help="write a run's trace to a file")
+    export = commands.add_parser(
+        "export", parents=[common], help="write a run's trace, or the run as a bundle, to a file"
+    )
     export.add_argument("run", metavar="RUN", help="run name or run id (name@hash)")
-    export.add_argument("-o", "--output", required=True, metavar="FILE",
-                        help="FILE.csv, FILE.parquet or FILE.jsonl")  # fmt: skip
+    target = export.add_mutually_exclusive_group(required=True)
+    target.add_argument("-o", "--output", metavar="FILE",
+                        help="the trace: FILE.csv, FILE.parquet or FILE.jsonl")  # fmt: skip
+    target.add_argument("--bundle", metavar="FILE",
+                        help="the whole run (records, blobs) as one portable file")  # fmt: skip
+    export.add_argument("--include-secrets", action="store_true",
+                        help="with --bundle: include browser checkpoints (cookies)")  # fmt: skip
+    imports = commands.add_parser(
+        "import", parents=[common], help="import a run from a bundle file (checked first)"
+    )
+    imports.add_argument("file", metavar="FILE", help="a bundle written by export --bundle")
+    imports.add_argument("--replace", action="store_true",
+                         help="replace the run if the store holds it otherwise")  # fmt: skip
+    diff = commands.add_parser(
+        "diff", parents=[common], help="where two runs (or RUN@attempt:N attempts) diverge"
+    )
+    diff.add_argument("run_a", metavar="RUN_A", help="run name, run id, or RUN@attempt:N")
+    diff.add_argument("run_b", metavar="RUN_B", help="run name, run id, or RUN@attempt:N")
     commands.add_parser(
         "verify", parents=[common], help="re-hash every blob and check every record"
     )
@@ -85,7 +104,10 @@ def _print_table(frame: object) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "export" and args.include_secrets and args.bundle is None:
+        parser.error("--include-secrets goes with --bundle FILE")
     try:
         code = _dispatch(args)
         sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
@@ -99,7 +121,25 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "import":
+        from .bundle import import_bundle, read_manifest
+
+        journal = _journal(args.store, create=True)
+        run_id = import_bundle(args.file, store=journal.store, replace=args.replace)
+        manifest = read_manifest(args.file)
+        counts = manifest.get("counts", {})
+        withheld = len(manifest["withheld"])
+        print(f"imported run {run_id} into {journal.store.location} "
+              f"({counts.get('steps', '?')} step records, {counts.get('blobs', '?')} blobs"
+              + (f"; {withheld} browser checkpoint(s) were withheld by the export" if withheld
+                 else "") + ")")  # fmt: skip
+        return 0
     journal = _journal(args.store)
+    if args.command == "diff":
+        from .rundiff import diff, format_diff
+
+        print(format_diff(diff(args.run_a, args.run_b, store=journal.store)))
+        return 0
     if args.command == "ls":
         from .export import runs_frame
 
@@ -125,6 +165,17 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(f"ok: {blobs} blobs and {steps} step records verified in {journal.store.location}")
         return 0
     run_id = find_run(journal, args.run)
+    if args.command == "export" and args.bundle is not None:
+        from .bundle import export_bundle, read_manifest
+
+        path = export_bundle(
+            run_id, args.bundle, store=journal.store, include_secrets=args.include_secrets
+        )
+        counts = read_manifest(path)["counts"]
+        print(f"wrote run {run_id} to bundle {path} ({counts['steps']} step records, "
+              f"{counts['blobs']} blobs, {counts['withheld']} browser checkpoint(s) "
+              "withheld)")  # fmt: skip
+        return 0
     if args.command == "signal":
         from .runtime import signal
 
