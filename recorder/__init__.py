@@ -12,6 +12,7 @@ when a feature that needs them is used.
 
 from __future__ import annotations
 
+from .bundle import BundleError, export_bundle, import_bundle
 from .effects import OnAmbiguous
 from .errors import (
     AmbiguousEffectError,
@@ -58,6 +59,7 @@ def load_ipython_extension(ipython: object) -> None:
 
 __all__ = [
     "AmbiguousEffectError",
+    "BundleError",
     "ConfigError",
     "DamagedRecordError",
     "DiskStore",
@@ -84,7 +86,9 @@ __all__ = [
     "Suspended",
     "UnsafeStoreError",
     "current_run",
+    "export_bundle",
     "fork",
+    "import_bundle",
     "load",
     "load_ipython_extension",
     "open_store",

@@ -9,6 +9,7 @@ Key layout (``docs/storage.md`` is the contract)::
     event/<run_id>/<attempt:06d>/<seq:08d>        TraceEvent of a failed call, written at once
     intent/<run_id>/<generation:04d>/<key>/<occ:06d>  an effect that started and has no record yet
     signal/<run_id>/<name>/<n:06d>                the n-th value sent to a run's wait_for(name)
+    withheld/<run_id>/<ref>                       a blob a bundle import left out on purpose
     trace/<run_id>/<attempt:06d>                  every TraceEvent of an ended attempt
     blob/<sha256:...>                             content-addressed bytes
 
@@ -77,6 +78,7 @@ class Journal:
         """The bytes of blob ``ref``, checked against the hash; damage raises."""
         data = self.store.get("blob/" + ref)
         if data is None:
+            self._refuse_withheld(ref, step)
             raise DamagedRecordError(
                 f"the record of {step} needs blob {ref}, which is missing from "
                 f"{self.store.location}. The step is not re-run silently: run `recorder "
@@ -89,6 +91,20 @@ class Journal:
                 "then delete the run (`recorder rm`) to record it anew."
             )
         return data
+
+    def _refuse_withheld(self, ref: str, step: str) -> None:
+        """A blob a bundle import left out on purpose (a browser checkpoint exported
+        without secrets): say so, rather than call it damage."""
+        for key, raw in self.store.scan("withheld/"):
+            if key.endswith("/" + ref):
+                doc = json.loads(raw)
+                raise DamagedRecordError(
+                    f"the record of {step} needs blob {ref}, which run {doc.get('run_id')} "
+                    f"was imported without: its bundle was exported without secrets (browser "
+                    "checkpoints hold cookies and storage). It is not restored from a blank "
+                    "browser: export the run again with `recorder export RUN --bundle FILE "
+                    "--include-secrets`, then `recorder import FILE --replace`."
+                )
 
     def split_request(self, request: Any, blobs: dict[str, bytes]) -> str:
         """Store a canonical request as a blob, its large list items as blobs of their
@@ -268,7 +284,7 @@ class Journal:
         """Delete a run's records, then every blob no other run needs; return the
         number of step records deleted."""
         deleted = len(self.store.keys(f"step/{run_id}/"))
-        for prefix in ("step", "attempt", "event", "trace", "lock", "intent", "signal"):
+        for prefix in ("step", "attempt", "event", "trace", "lock", "intent", "signal", "withheld"):
             self.store.delete_prefix(f"{prefix}/{run_id}/")
         self.store.write(deletes=["run/" + run_id, "lock/" + run_id])
         self.collect_garbage()
@@ -298,6 +314,7 @@ class Journal:
                 damage.append(Damage(None, None, ref, "blob content does not match its hash"))
             else:
                 good.add(ref)
+        withheld = {key.rsplit("/", 1)[1] for key in self.store.keys("withheld/")}
         for key, raw in self.store.scan("step/"):
             run_id = key.split("/", 2)[1]
             try:
@@ -306,7 +323,7 @@ class Journal:
                 damage.append(Damage(run_id, key, None, f"unreadable step record: {error}"))
                 continue
             for ref in step.blobs:
-                if ref not in good:
+                if ref not in good and ref not in withheld:
                     damage.append(
                         Damage(
                             run_id, step_label(step), ref, "a blob it needs is missing or damaged"

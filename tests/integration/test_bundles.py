@@ -171,8 +171,9 @@ def test_checkpoints_are_withheld_unless_asked_for(tmp_path: Path) -> None:
     assert target.get("blob/" + ref) is None
     marker = json.loads(target.get(f"withheld/{run_id}/{ref}") or b"{}")
     assert marker["bundle"] == "plain.zip" and "cookies" in marker["why"]["reason"]
-    with pytest.raises(DamagedRecordError, match="missing"):
+    with pytest.raises(DamagedRecordError, match="exported without secrets"):
         Journal(target).blob(ref, step="page 0 checkpoint")
+    assert Journal(target).verify() == [], "a withheld blob is not damage"
     assert replay(target)[0]  # replaying needs no checkpoint
 
     secret = export_bundle(run_id, tmp_path / "secret.zip", store=source, include_secrets=True)
@@ -492,7 +493,9 @@ def test_a_browser_run_without_secrets_does_not_resume_from_a_blank_browser(
         target = tmp_path / "plain-store"
         import_bundle(plain, store=target)
         assert await scenario(target, site, more=False) == recorded  # replay: no browser
-        with pytest.raises(DamagedRecordError, match="checkpoint needs blob sha256:"):
+        with pytest.raises(
+            DamagedRecordError, match="checkpoint needs blob sha256:.*exported without secrets"
+        ):
             await scenario(target, site, more=True)
 
         secret = export_bundle(run_id, tmp_path / "secret.zip", store=source,
