@@ -494,7 +494,7 @@ def test_a_browser_run_without_secrets_does_not_resume_from_a_blank_browser(
         import_bundle(plain, store=target)
         assert await scenario(target, site, more=False) == recorded  # replay: no browser
         with pytest.raises(
-            DamagedRecordError, match="checkpoint needs blob sha256:.*exported without secrets"
+            DamagedRecordError, match=r"checkpoint needs blob sha256:.*exported without secrets"
         ):
             await scenario(target, site, more=True)
 

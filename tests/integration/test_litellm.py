@@ -365,3 +365,32 @@ def test_secrets_never_reach_the_store(
         for secret in CANARIES.values():
             for form in _forms(secret):
                 assert form not in data, f"{secret} found in {path}"
+
+
+def test_litellm_imported_inside_the_run_is_recorded(tmp_path: Path, llm_server: LLMServer) -> None:
+    """An agent that imports litellm only after the run began (a fresh process where
+    nothing imported it before) still has its calls recorded and replayed."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        f"""
+        import os, sys
+        os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+        import recorder
+        assert "litellm" not in sys.modules
+        for _ in range(2):
+            with recorder.run("late", store={str(tmp_path / "store")!r}) as run:
+                from litellm import completion
+                completion(model="openai/gpt-4o-mini", api_base={llm_server.base_url!r},
+                           api_key="sk-x", num_retries=0,
+                           messages=[{{"role": "user", "content": "hi"}}])
+            print(run.stats.live, run.stats.replayed)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["1", "0", "0", "1"]
+    assert llm_server.requests == 1

@@ -3,7 +3,9 @@ the project, ``--recorder-mode`` refreshes them (pytest run in a subprocess)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -87,3 +89,26 @@ def test_the_plugin_is_registered(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_subprocess("--help")
     assert "--recorder-mode" in result.stdout.str()
     assert Path(__file__).exists()
+
+
+RECORDINGS = Path(__file__).resolve().parents[2] / "fixtures" / "recordings"
+
+
+@pytest.mark.browser
+@pytest.mark.recorder(name="book-flight", store="fixtures/recordings/book-flight.zip")
+async def test_the_demo_agent_replays_from_its_bundle(recorder_run: Any) -> None:
+    """The demo agent, replayed from the bundle kept in fixtures/recordings: no site (the
+    URL it was recorded with is given but nothing listens there), no LLM server (the
+    endpoint is a closed port), no browser launched."""
+    from fixtures.agent import book_flight
+    from recorder.integrations.browser import launch
+
+    meta = json.loads((RECORDINGS / "book-flight.json").read_text())
+    nowhere = {"model": meta["model"], "api_base": "http://127.0.0.1:9/v1", "api_key": "sk-x",
+               "num_retries": 0}  # fmt: skip
+    launches = launch.launches
+    async with recorder_run(inputs={"task": meta["task"]}) as run:
+        result = await book_flight(run, meta["site"], nowhere)
+    assert result == meta["result"]
+    assert run.stats.live == 0 and run.stats.replayed == 52
+    assert launch.launches == launches, "the replay launched Chromium"
