@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from .errors import RecorderError, RunNotFoundError
+from .errors import ConfigError, RecorderError, RunNotFoundError
 from .history import RunHistory, find_run, run_rows
 from .journal import Journal
 from .locks import RunLock
@@ -72,6 +72,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     rm = commands.add_parser("rm", parents=[common], help="delete a run and the blobs only it used")
     rm.add_argument("run", metavar="RUN", help="run name or run id (name@hash)")
+    fork = commands.add_parser(
+        "fork", parents=[common],
+        help="make run NAME a copy of RUN's first STEP steps (they replay; the rest goes live)",
+    )  # fmt: skip
+    fork.add_argument("run", metavar="RUN", help="the run to fork (name or name@hash)")
+    fork.add_argument("step", metavar="STEP", type=int, help="how many of its steps to keep")
+    fork.add_argument("name", metavar="NAME", help="the new run's name")
+    fork.add_argument("--inputs", metavar="JSON", default="null",
+                      help="the new run's inputs, as JSON (default: none)")  # fmt: skip
     signal = commands.add_parser(
         "signal", parents=[common], help="send a value to a run's wait_for(NAME)"
     )
@@ -135,6 +144,17 @@ def _dispatch(args: argparse.Namespace) -> int:
                  else "") + ")")  # fmt: skip
         return 0
     journal = _journal(args.store)
+    if args.command == "fork":
+        from .runtime import fork
+
+        try:
+            inputs = json.loads(args.inputs)
+        except ValueError as error:
+            raise ConfigError(f"--inputs is not JSON ({error}): {args.inputs!r}") from error
+        run_id = fork(args.run, args.step, args.name, inputs=inputs, store=journal.store)
+        print(f"forked run {run_id} from {args.run} at step {args.step}: run "
+              f"recorder.run({args.name!r}, inputs=...) to replay them and go on")  # fmt: skip
+        return 0
     if args.command == "diff":
         from .rundiff import diff, format_diff
 

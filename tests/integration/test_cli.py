@@ -561,3 +561,26 @@ def test_signal_resumes_a_suspended_run(tmp_path: Path) -> None:
     assert bad.returncode == 1 and "error" in bad.stderr
     usage = cli("signal", "approve", store=store)
     assert usage.returncode == 2
+
+
+def test_fork_from_the_shell(tmp_path: Path) -> None:
+    """`recorder fork RUN STEP NAME` makes NAME replay RUN's first STEP steps."""
+    store = tmp_path / "store"
+    with recorder.run("source", store=store) as run:
+        first = [run.step("s", str.upper, x) for x in "abc"]
+    done = cli("fork", "source", "2", "branch", "--inputs", '{"v": 1}', store=store)
+    assert done.returncode == 0, done.stderr
+    assert "forked run branch@" in done.stdout
+    calls: list[str] = []
+
+    def upper(x: str) -> str:
+        calls.append(x)
+        return x.upper()
+
+    with recorder.run("branch", inputs={"v": 1}, store=store) as run:
+        assert [run.step("s", upper, x) for x in "abz"] == [*first[:2], "Z"]
+    assert calls == ["z"]
+    again = cli("fork", "source", "2", "branch", "--inputs", '{"v": 1}', store=store)
+    assert again.returncode == 1 and "already exists" in again.stderr
+    assert cli("fork", "source", "x", "b2", store=store).returncode == 2
+    assert cli("fork", "nobody", "1", "b3", store=store).returncode == 1
