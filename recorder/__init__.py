@@ -35,6 +35,7 @@ from .errors import (
 from .history import RunHistory, load, runs
 from .records import Outcome
 from .retry import Retry
+from .rundiff import diff
 from .runtime import Mode, OnDivergence, Run, current_run, fork, run, signal, step
 from .store import DiskStore, MemoryStore, Store, open_store
 
@@ -86,6 +87,7 @@ __all__ = [
     "Suspended",
     "UnsafeStoreError",
     "current_run",
+    "diff",
     "export_bundle",
     "fork",
     "import_bundle",

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .diff import field_differences
+from .differences import field_differences
 from .errors import RunNotFoundError
 from .history import RunHistory, find_run
 from .journal import Journal, step_label

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast, overload
 
 from . import effects, faults
 from .call import Attempt, Call, RunStats, in_live_step
-from .diff import describe_differences, nearest
+from .differences import describe_differences, nearest
 from .display import make_view
 from .effects import OnAmbiguous
 from .errors import (

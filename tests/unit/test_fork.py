@@ -42,6 +42,9 @@ def test_a_fork_replays_up_to_the_step_and_goes_live_after(store_dir: Path) -> N
     with recorder.run("what-if", store=store_dir, fork_from=(source, 3)) as run:
         assert program(run, fork_fn, last="E") == forked
     assert run.stats.live == 0 and len(fork_fn.calls) == 2
+    why = recorder.diff("original", "what-if", store=store_dir)  # where the branch begins
+    assert why.first_divergence == 4  # the first step whose key differs
+    assert [s.seq for s in why.steps] == [3, 4]  # step 3 ran live again: another result
 
 
 def test_fork_arguments_are_checked(store_dir: Path) -> None:

@@ -35,7 +35,7 @@ def test_all_is_sorted_and_complete() -> None:
         assert hasattr(recorder, name), name
     # "@py_builtins"...: pytest rewrites the asserts of its plugin's package, recorder.
     public = {n for n in dir(recorder) if not n.startswith(("_", "@"))}
-    modules = {"call", "diff", "errors", "history", "journal", "keys", "locks", "records",
+    modules = {"call", "differences", "errors", "history", "journal", "keys", "locks", "records",
                "runtime", "store", "values", "integrations", "export", "cli", "effects",
                "faults", "display", "retry", "bundle", "rundiff", "pytest_plugin",
                "testing"}  # fmt: skip
