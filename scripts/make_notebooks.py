@@ -240,6 +240,8 @@ def main() -> int:
     NOTEBOOKS.mkdir(exist_ok=True)
     for name, cells in ALL.items():
         book = new_notebook(cells=cells)
+        for number, cell in enumerate(book.cells):  # stable ids: regenerating changes nothing
+            cell["id"] = f"{Path(name).stem}-{number}"
         book.metadata["kernelspec"] = {
             "name": "python3", "display_name": "Python 3", "language": "python",
         }  # fmt: skip
