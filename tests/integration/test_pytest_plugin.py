@@ -1,5 +1,5 @@
 """The pytest plugin: ``recorder_run`` replays a test's agent from recordings kept with
-the project, ``--recorder-mode`` refreshes them (pytest run in a subprocess)."""
+the project, ``--recorder-mode`` refreshes them (inner pytest sessions, pytester)."""
 
 from __future__ import annotations
 
@@ -35,6 +35,12 @@ def test_marked(recorder_run):
 """
 
 
+@pytest.fixture(autouse=True)
+def quiet_ini(pytester: pytest.Pytester) -> None:
+    """The inner sessions' ini (pytest-asyncio asks for a loop scope)."""
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+
+
 def write_test(pytester: pytest.Pytester, arguments: list[int]) -> None:
     pytester.makepyfile(test_agent=AGENT_TEST.replace("ARGUMENTS", repr(arguments)))
 
@@ -46,26 +52,26 @@ def calls(pytester: pytest.Pytester) -> list[str]:
 
 def test_replay_by_default_and_record_modes(pytester: pytest.Pytester) -> None:
     write_test(pytester, [1, 2])
-    missing = pytester.runpytest_subprocess("-p", "no:randomly", "-q")
+    missing = pytester.runpytest("-p", "no:randomly", "-q")
     missing.assert_outcomes(errors=2)
     assert "record them first with --recorder-mode=auto" in missing.stdout.str()
 
-    pytester.runpytest_subprocess("-q", "--recorder-mode=record").assert_outcomes(passed=2)
+    pytester.runpytest("-q", "--recorder-mode=record").assert_outcomes(passed=2)
     assert calls(pytester) == ["1", "2", "100"]
     assert (pytester.path / "fixtures" / "recordings").is_dir()
     assert (pytester.path / "other-recordings").is_dir()
 
-    pytester.runpytest_subprocess("-q").assert_outcomes(passed=2)
+    pytester.runpytest("-q").assert_outcomes(passed=2)
     assert calls(pytester) == ["1", "2", "100"], "a replay runs nothing"
 
     write_test(pytester, [1, 3])  # the agent changed: the replay says where and why
-    changed = pytester.runpytest_subprocess("-q")
+    changed = pytester.runpytest("-q")
     changed.assert_outcomes(passed=1, failed=1)
     out = changed.stdout.str()
     assert "ReplayMissError" in out and "Nearest recorded" in out and "args" in out
     assert calls(pytester) == ["1", "2", "100"]
 
-    pytester.runpytest_subprocess("-q", "--recorder-mode=auto").assert_outcomes(passed=2)
+    pytester.runpytest("-q", "--recorder-mode=auto").assert_outcomes(passed=2)
     assert calls(pytester) == ["1", "2", "100", "3"], "auto records only what is missing"
 
 
@@ -80,13 +86,13 @@ def test_from_bundle(recorder_run):
 """
     )
     (pytester.path / "run.bundle").write_bytes(b"not really a bundle")
-    result = pytester.runpytest_subprocess("-q", "--recorder-mode=record")
+    result = pytester.runpytest("-q", "--recorder-mode=record")
     result.assert_outcomes(errors=1)
     assert "can only be replayed" in result.stdout.str()
 
 
 def test_the_plugin_is_registered(pytester: pytest.Pytester) -> None:
-    result = pytester.runpytest_subprocess("--help")
+    result = pytester.runpytest("--help")
     assert "--recorder-mode" in result.stdout.str()
     assert Path(__file__).exists()
 
