@@ -226,6 +226,12 @@ print(await publish(), recorder.load("publish").status)"""),
 # The same from a shell: recorder signal publish approval "approved by Ada"
 recorder.signal("publish", "approval", "approved by Ada")
 print(await publish())"""),
+    new_markdown_cell("`%%record` wraps a cell in a run; a cell that awaits gets `async with`."),
+    new_code_cell("%load_ext recorder"),
+    new_code_cell("""\
+%%record async-cell --inputs {"n": 21}
+doubled = await run.astep("double", lambda x: 2 * x, 21)
+print(doubled, run.stats)"""),
 ]
 
 ALL = {

@@ -39,12 +39,11 @@ LLM_CALLS = 2
 # order, goto login, fill, fill, click sign-in, LLM, goto order, fill, check, click
 # (the order effect), goto account, read orders, LLM, notify (effect), step.
 KILLS = [
-    "before_live:4", "before_live:13",     # a browser action, the notification
-    "before_write:4", "before_write:9",    # the sign-in click, the order click (an effect)
-    "before_write:13",                     # the notification (an effect)
-    "after_write:1", "after_write:14",     # the first and the last record
-    "after_intent:1",                      # the order click
-    "before_intent:2", "after_intent:2",   # the notification
+    "before_live:4",                       # the sign-in click, before it runs
+    "before_write:9", "before_write:13",   # both effects ran, their records are not written
+    "after_write:14",                      # the last record
+    "after_intent:1",                      # the order click's intent is written
+    "before_intent:2", "after_intent:2",   # around the notification's intent
     "after_effect:1",                      # the notification ran, its record is not written
 ]  # fmt: skip
 
