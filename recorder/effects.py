@@ -159,7 +159,7 @@ class _Effect:
             else "an unknown time"
         )
         return AmbiguousEffectError(
-            f"run {self.run.run_id!r}: effect {self.name!r} ({self.call.label}) started at "
+            f"run {self.run.run_id!r}: effect {self.name!r} (step #{self.call.seq}) started at "
             f"{when} in attempt {marker.get('attempt', '?')} (pid {marker.get('pid', '?')}) "
             "and never finished: the process died or was interrupted inside it, so whether "
             "it happened is unknown, and it is not run again silently. Find out (its "
