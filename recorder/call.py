@@ -22,6 +22,7 @@ from . import faults, values
 from .errors import RecordedStepError, RecorderError
 from .journal import step_label
 from .keys import canonical, dumps, hash_bytes
+from .memo import ResultCache
 from .records import AttemptRecord, ErrorInfo, StepRecord, TraceEvent
 
 if TYPE_CHECKING:
@@ -153,9 +154,18 @@ class Call:
     def label(self) -> str:
         return f"step #{self.seq} ({self.kind} {self.name!r})"
 
-    def replay(self) -> Any:
-        """The recorded result, decoded; a recorded error is raised again. A damaged
-        record raises DamagedRecordError and shows as a failed call in the trace."""
+    def replay(
+        self,
+        build: Callable[[Any], Any] | None = None,
+        cache: ResultCache[Any] | None = None,
+    ) -> Any:
+        """The recorded result, decoded (and passed through ``build``); a recorded error
+        is raised again. A damaged record raises DamagedRecordError and shows as a
+        failed call in the trace.
+
+        With ``cache``, a result recorded as a blob is built once per process: later
+        replays of the same blob get ``cache``'s copy of the built object, with no
+        read and no decoding (see :mod:`recorder.memo`)."""
         record = self.record
         if record is None:
             raise RecorderError(f"{self.label} is live, not replayed; this is a recorder bug.")
@@ -164,11 +174,20 @@ class Call:
             self._attempt.raised.append((rebuilt, record))
             self._count_replay(record)
             raise rebuilt
+        ref = record.result_ref
+        if cache is not None and ref is not None:
+            cached = cache.get(ref)
+            if cached is not None:
+                self._count_replay(record)
+                return cached
         journal = self._run.journal
         label = step_label(record)
+        size = 0
         try:
-            if record.result_ref is not None:
-                encoded = json.loads(journal.blob(record.result_ref, step=label))
+            if ref is not None:
+                data = journal.blob(ref, step=label)
+                size = len(data)
+                encoded = json.loads(data)
             else:
                 encoded = record.result
             if not record.plain:
@@ -177,6 +196,10 @@ class Call:
             self._attempt.stats.failed += 1
             self._event("failed", ErrorInfo.from_exception(error, redact=self._attempt.secrets()))
             raise
+        if build is not None:
+            encoded = build(encoded)
+            if cache is not None and ref is not None:
+                cache.put(ref, encoded, size)
         self._count_replay(record)
         return encoded
 

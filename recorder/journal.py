@@ -212,7 +212,7 @@ class Journal:
 
     def steps(self, run_id: str, generation: int | None = None) -> list[StepRecord]:
         prefix = f"step/{run_id}/" if generation is None else f"step/{run_id}/{generation:04d}/"
-        return [records.load(StepRecord, raw, where=key) for key, raw in self.store.scan(prefix)]
+        return records.load_many(StepRecord, self.store.scan(prefix))
 
     def put_step(
         self,

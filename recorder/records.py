@@ -242,6 +242,27 @@ def _field_names(cls: type) -> frozenset[str]:
 def load(cls: type[_R], data: bytes | dict[str, Any], *, where: str = "record") -> _R:
     """Rebuild a record dataclass from its JSON; refuse newer formats."""
     raw: dict[str, Any] = json.loads(data) if isinstance(data, bytes) else dict(data)
+    return _build(cls, raw, where)
+
+
+def load_many(cls: type[_R], rows: list[tuple[str, bytes]]) -> list[_R]:
+    """:func:`load` of each ``(where, data)`` row: all parsed by one ``json.loads`` (a
+    run's step records are read together each time it is entered). A row that is not
+    one JSON object is reported on its own, by its ``where``."""
+    if not rows:
+        return []
+    try:
+        docs = json.loads(b"[" + b",".join(data for _, data in rows) + b"]")
+    except ValueError:
+        docs = None
+    if type(docs) is not list or len(docs) != len(rows):
+        return [load(cls, data, where=where) for where, data in rows]
+    return [_build(cls, raw, where) for (where, _), raw in zip(rows, docs, strict=True)]
+
+
+def _build(cls: type[_R], raw: Any, where: str) -> _R:
+    if type(raw) is not dict:
+        raise StoreFormatError(f"{where} is not a JSON object, so not a {cls.__name__}.")
     found = raw.get("format", RECORD_FORMAT)
     if not isinstance(found, int) or found > RECORD_FORMAT:
         raise StoreFormatError(
@@ -249,16 +270,18 @@ def load(cls: type[_R], data: bytes | dict[str, Any], *, where: str = "record") 
             f"{RECORD_FORMAT}. Upgrade recorder to read it."
         )
     names = _field_names(cls)
-    kwargs = {k: v for k, v in raw.items() if k in names}
-    if "error" in kwargs and kwargs["error"] is not None:
-        kwargs["error"] = ErrorInfo(**kwargs["error"])
-    if "outcome" in kwargs:
-        kwargs["outcome"] = Outcome(kwargs["outcome"])
-    if "blobs" in kwargs:
-        kwargs["blobs"] = tuple(kwargs["blobs"])
+    # ``raw`` is the caller's own fresh dict: fields known to this version are used in
+    # place, unknown ones (from a newer minor writer) dropped.
+    kwargs = raw if names.issuperset(raw) else {k: v for k, v in raw.items() if k in names}
     try:
+        if kwargs.get("error") is not None:
+            kwargs["error"] = ErrorInfo(**kwargs["error"])
+        if "outcome" in kwargs:
+            kwargs["outcome"] = Outcome(kwargs["outcome"])
+        if "blobs" in kwargs:
+            kwargs["blobs"] = tuple(kwargs["blobs"])
         return cls(**kwargs)
-    except TypeError as error:
+    except (TypeError, ValueError) as error:
         raise StoreFormatError(f"{where} is not a valid {cls.__name__}: {error}") from error
 
 

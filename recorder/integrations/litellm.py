@@ -12,6 +12,7 @@ metadata, credentials) never enter the key and are never written.
 
 from __future__ import annotations
 
+import copy
 import functools
 import inspect
 import math
@@ -22,12 +23,14 @@ from typing import Any
 
 import litellm
 from litellm.types.utils import ModelResponse, ModelResponseStream
+from pydantic import BaseModel
 
+from ..memo import ResultCache
 from ..retry import Retry, acall_with_retry, as_retry, call_with_retry
 from ..runtime import Call, Run, current_run
 
-__all__ = ["NOT_KEYED", "install", "is_installed", "recorded_acompletion",
-           "recorded_completion", "request_of", "uninstall"]  # fmt: skip
+__all__ = ["NOT_KEYED", "copy_response", "install", "is_installed", "recorded_acompletion",
+           "recorded_completion", "request_of", "responses", "uninstall"]  # fmt: skip
 
 NOT_KEYED = frozenset(
     {
@@ -147,12 +150,60 @@ def _document(response: Any) -> dict[str, Any]:
     }
 
 
-def _replayed(doc: Any, stream: bool) -> Any:
-    if stream:
-        return ReplayedStream(doc)
+def _rebuilt(doc: Any) -> ModelResponse:
     response = ModelResponse(**doc["response"])
     response._hidden_params.update(doc["hidden"], recorder_replayed=True)
     return response
+
+
+_ATOMS = frozenset({str, int, float, bool, type(None)})
+
+
+def copy_response(value: Any) -> Any:
+    """A deep copy of a built response that shares nothing mutable with it.
+
+    pydantic's ``model_copy(deep=True)`` goes through ``copy.deepcopy`` and its memo;
+    a response is a tree of pydantic models, lists, dicts and immutable leaves, so it
+    is copied directly: for a model, what ``BaseModel.__deepcopy__`` copies (``__dict__``,
+    the set fields, the extra and private attributes). Anything else goes to
+    ``copy.deepcopy``."""
+    kind = type(value)
+    if kind in _ATOMS:
+        return value
+    if kind is list:
+        return [v if type(v) in _ATOMS else copy_response(v) for v in value]
+    if kind is dict:
+        return _copy_dict(value)
+    if isinstance(value, BaseModel):
+        copied = object.__new__(kind)
+        extra, private = value.__pydantic_extra__, value.__pydantic_private__
+        _setattr(copied, "__dict__", _copy_dict(value.__dict__))
+        _setattr(copied, "__pydantic_fields_set__", set(value.__pydantic_fields_set__))
+        _setattr(copied, "__pydantic_extra__", None if extra is None else _copy_dict(extra))
+        _setattr(copied, "__pydantic_private__", None if private is None else _copy_dict(private))
+        return copied
+    return copy.deepcopy(value)
+
+
+_setattr = object.__setattr__
+
+
+def _copy_dict(value: dict[str, Any]) -> dict[str, Any]:
+    copied = value.copy()
+    for k, v in copied.items():
+        if type(v) not in _ATOMS:
+            copied[k] = copy_response(v)
+    return copied
+
+
+responses: ResultCache[ModelResponse] = ResultCache(copy_response)
+"""Replayed responses built in this process (see :mod:`recorder.memo`)."""
+
+
+def _replayed(call: Call, stream: bool) -> Any:
+    if stream:
+        return ReplayedStream(call.replay())
+    return call.replay(_rebuilt, responses)
 
 
 def _prepare(
@@ -176,7 +227,7 @@ def recorded_completion(run: Run, args: tuple[Any, ...], kwargs: dict[str, Any])
     """``litellm.completion(*args, **kwargs)`` as a recorded step of ``run``."""
     kwargs, call, stream, retry = _prepare("completion", run, args, kwargs)
     if call.replayed:
-        return _replayed(call.replay(), stream)
+        return _replayed(call, stream)
     original = _originals.get("completion", litellm.completion)
     with call.live(record_errors=run.record_llm_errors):
         response = call_with_retry(retry, call, lambda: original(**kwargs))
@@ -187,7 +238,7 @@ async def recorded_acompletion(run: Run, args: tuple[Any, ...], kwargs: dict[str
     """``litellm.acompletion(*args, **kwargs)`` as a recorded step of ``run``."""
     kwargs, call, stream, retry = _prepare("acompletion", run, args, kwargs)
     if call.replayed:
-        return _replayed(call.replay(), stream)
+        return _replayed(call, stream)
     original = _originals.get("acompletion", litellm.acompletion)
     with call.live(record_errors=run.record_llm_errors):
         response = await acall_with_retry(retry, call, lambda: original(**kwargs))

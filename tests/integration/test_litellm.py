@@ -394,3 +394,66 @@ def test_litellm_imported_inside_the_run_is_recorded(tmp_path: Path, llm_server:
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["1", "0", "0", "1"]
     assert llm_server.requests == 1
+
+
+def _structure(value: Any) -> Any:
+    """Every model's type, fields, set fields, extra and private attributes, as plain
+    data: two responses with equal structures are indistinguishable to user code."""
+    if isinstance(value, list):
+        return [_structure(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _structure(v) for k, v in value.items()}
+    if hasattr(value, "__pydantic_fields_set__"):
+        return {
+            "type": type(value).__qualname__,
+            "dict": _structure(value.__dict__),
+            "set": sorted(value.__pydantic_fields_set__),
+            "extra": _structure(value.__pydantic_extra__),
+            "private": _structure(value.__pydantic_private__),
+        }
+    return value
+
+
+def test_a_response_replayed_again_in_one_process_is_a_fresh_equal_copy(
+    store_dir: Path, llm: dict[str, Any]
+) -> None:
+    server = LLMServer(
+        policy=[
+            {"content": "thinking", "tool_calls": [{"name": "click", "arguments": {"n": 1}}]},
+            {"content": "done"},
+        ]
+    )
+    asked = [MESSAGES, [{"role": "user", "content": "and then?"}]]
+    with server:
+        kwargs = {**llm, "api_base": server.base_url}
+
+        def attempt() -> list[Any]:
+            with recorder.run("memo", store=store_dir) as run:
+                got = [litellm.completion(messages=m, tools=TOOLS, **kwargs) for m in asked]
+            assert run.stats.replayed in (0, 2)
+            return got
+
+        attempt()
+        adapter.responses.clear()
+        cold = attempt()  # built from the record, and kept
+        expected = [_structure(r) for r in cold]
+        hits = adapter.responses.hits
+        warm = attempt()  # copies of what the cold replay built
+        assert adapter.responses.hits == hits + 2
+        assert server.requests == 2
+    for a, b in zip(cold, warm, strict=True):
+        assert type(b) is litellm.ModelResponse
+        assert b == a and b.model_dump() == a.model_dump()
+        assert _structure(b) == _structure(a)
+        assert b._hidden_params["recorder_replayed"] is True
+    # Each replay owns its response: changing one changes no later replay.
+    message = warm[0].choices[0].message
+    message.content = "changed"
+    message.tool_calls.append(message.tool_calls[0])
+    message.tool_calls[0].function.arguments = "{}"
+    warm[0].usage.prompt_tokens = -1
+    warm[0]._hidden_params["mine"] = True
+    with server:
+        again = attempt()
+    assert [_structure(r) for r in again] == expected
+    assert [_structure(r) for r in cold] == expected

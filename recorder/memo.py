@@ -1,0 +1,74 @@
+"""Replayed results already built in this process, by content hash.
+
+A replayed LLM call returns a litellm ``ModelResponse`` rebuilt from its recorded JSON;
+that rebuild (pydantic validation of every nested model) costs more than the rest of a
+replay together. A large result is a content-addressed blob, so one hash always builds
+the same object: a :class:`ResultCache` keeps the object built for each recent hash and
+hands out copies of it, so a step replayed again in the same process (a cell re-run in
+the same kernel, a test replaying a fixture run) skips the read, the decoding and the
+validation. Nothing here is ever written anywhere.
+
+The cache is bounded by the recorded size of what it holds (least recently used first
+out) and never changes what a replay returns: a copy of an object equal to the one the
+slow path builds, owned by the caller.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+__all__ = ["ResultCache"]
+
+T = TypeVar("T")
+
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+
+
+class ResultCache(Generic[T]):
+    """Built results by the hash of their recorded blob, up to ``max_bytes`` of recorded
+    size. ``copy`` makes the caller's own copy of a cached object (it must share nothing
+    mutable with it)."""
+
+    def __init__(self, copy: Callable[[T], T], *, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        self._copy = copy
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[str, tuple[T, int]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self.hits = 0
+
+    def get(self, ref: str) -> T | None:
+        """A copy of the object built for ``ref``, or None."""
+        with self._lock:
+            entry = self._entries.get(ref)
+            if entry is None:
+                return None
+            self._entries.move_to_end(ref)
+            self.hits += 1
+        return self._copy(entry[0])
+
+    def put(self, ref: str, value: T, size: int) -> None:
+        """Keep a private copy of ``value``, built from ``size`` recorded bytes."""
+        if size > self.max_bytes:
+            return
+        kept = self._copy(value)
+        with self._lock:
+            old = self._entries.pop(ref, None)
+            if old is not None:
+                self._bytes -= old[1]
+            self._entries[ref] = (kept, size)
+            self._bytes += size
+            while self._bytes > self.max_bytes:
+                _, (_, dropped) = self._entries.popitem(last=False)
+                self._bytes -= dropped
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)

@@ -1,0 +1,37 @@
+"""The in-process cache of built replay results."""
+
+from __future__ import annotations
+
+import copy
+
+from recorder.memo import ResultCache
+
+
+def test_hands_out_copies_and_keeps_its_own() -> None:
+    cache: ResultCache[list[int]] = ResultCache(list)
+    built = [1, 2]
+    cache.put("sha256:a", built, size=10)
+    built.append(3)  # the builder's object is the caller's: the cache kept a copy
+    first = cache.get("sha256:a")
+    assert first == [1, 2]
+    assert first is not None
+    first.append(4)
+    assert cache.get("sha256:a") == [1, 2]
+    assert cache.get("sha256:b") is None
+    assert cache.hits == 2
+
+
+def test_bounded_by_recorded_size_least_recently_used_first() -> None:
+    cache: ResultCache[dict[str, int]] = ResultCache(copy.deepcopy, max_bytes=100)
+    for name in "abc":
+        cache.put(name, {name: 1}, size=40)
+    assert len(cache) == 2 and cache.get("a") is None  # 120 > 100: "a" went first
+    assert cache.get("b") == {"b": 1}  # now "c" is the least recently used
+    cache.put("d", {"d": 1}, size=40)
+    assert cache.get("c") is None and cache.get("b") is not None
+    cache.put("huge", {"x": 1}, size=101)  # larger than the whole cache: not kept
+    assert cache.get("huge") is None and len(cache) == 2
+    cache.put("b", {"b": 2}, size=40)  # a replaced entry is counted once
+    assert len(cache) == 2 and cache.get("b") == {"b": 2}
+    cache.clear()
+    assert len(cache) == 0
