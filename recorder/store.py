@@ -49,6 +49,7 @@ from .errors import (
     StoreFormatError,
     UnsafeStoreError,
 )
+from .switching import prompt_handback
 
 __all__ = ["DEFAULT_DIR", "DiskStore", "MemoryStore", "Store", "open_store"]
 
@@ -623,9 +624,10 @@ class DiskStore(Store):
         cache = self._cache
         try:
             if not deletes and not sync and 0 < len(rows) <= _MAX_ROWS:
-                cache._con.execute(_upsert(len(rows)), [x for row in rows for x in row])
+                with prompt_handback():
+                    cache._con.execute(_upsert(len(rows)), [x for row in rows for x in row])
                 return
-            with self._synchronous(sync), cache.transact(retry=True):
+            with prompt_handback(), self._synchronous(sync), cache.transact(retry=True):
                 con = cache._con
                 if deletes:
                     con.executemany(_DELETE, [(key,) for key in deletes])
