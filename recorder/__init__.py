@@ -32,12 +32,16 @@ from .errors import (
     Suspended,
     UnsafeStoreError,
 )
+from .forking import fork
 from .history import RunHistory, load, runs
+from .options import Mode, OnDivergence
 from .records import Outcome
 from .retry import Retry
 from .rundiff import diff
-from .runtime import Mode, OnDivergence, Run, current_run, fork, run, signal, step
+from .runtime import Run, current_run, run
+from .steps import step
 from .store import DiskStore, MemoryStore, Store, open_store
+from .waits import signal
 
 __version__ = "0.1.0"
 

@@ -145,7 +145,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     journal = _journal(args.store)
     if args.command == "fork":
-        from .runtime import fork
+        from .forking import fork
 
         try:
             inputs = json.loads(args.inputs)
@@ -197,7 +197,7 @@ def _dispatch(args: argparse.Namespace) -> int:
               "withheld)")  # fmt: skip
         return 0
     if args.command == "signal":
-        from .runtime import signal
+        from .waits import signal
 
         try:
             value = json.loads(args.value)

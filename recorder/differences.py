@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from .errors import DivergenceError, ReplayMissError
+from .journal import step_label
 from .records import StepRecord
 
-__all__ = ["describe_differences", "field_differences", "nearest"]
+__all__ = ["describe_differences", "field_differences", "mismatch", "nearest"]
 
 _MAX_FIELDS = 12
 _MAX_CANDIDATES = 40
@@ -79,3 +81,35 @@ def nearest(
             best = (rank, record, diffs)
     assert best is not None
     return best[1], best[2]
+
+
+def mismatch(
+    error_type: type[ReplayMissError] | type[DivergenceError],
+    run_id: str,
+    why: str,
+    pool: list[StepRecord],
+    kind: str,
+    name: str,
+    seq: int,
+    request: Any,
+    load_request: Callable[[StepRecord], Any],
+) -> ReplayMissError | DivergenceError:
+    """The error for step ``seq`` of ``run_id`` that is not recorded (``why`` says why
+    that matters), naming the nearest candidate of ``pool`` and the differing fields."""
+    candidate, diffs = nearest(
+        pool, kind=kind, name=name, seq=seq, request=request, load_request=load_request
+    )
+    message = f"run {run_id!r}: step #{seq} ({kind} {name!r}) is not recorded; {why}."
+    if candidate is None:
+        message += f" No recorded {kind} step to compare with."
+    else:
+        message += (
+            f" Nearest recorded: {step_label(candidate)}. Differences (recorded -> now): "
+            f"{describe_differences(diffs)}."
+        )
+    step_info = {"seq": seq, "kind": kind, "name": name, "request": request}
+    cand_info = None
+    if candidate is not None:
+        cand_info = {"seq": candidate.seq, "kind": candidate.kind, "name": candidate.name,
+                     "attempt": candidate.attempt, "key": candidate.key}  # fmt: skip
+    return error_type(message, step=step_info, candidate=cand_info, differences=diffs)

@@ -10,17 +10,24 @@ validation. Nothing here is ever written anywhere.
 
 The cache is bounded by the recorded size of what it holds (least recently used first
 out) and never changes what a replay returns: a copy of an object equal to the one the
-slow path builds, owned by the caller.
+slow path builds, owned by the caller. Nor does it hide damage: every cache is emptied
+when a run is entered on a store that may have changed behind this process's back
+(:func:`check_store`), so a blob overwritten or deleted by another connection or process
+is read, and reported, again.
 """
 
 from __future__ import annotations
 
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-__all__ = ["ResultCache"]
+if TYPE_CHECKING:
+    from .store import Store
+
+__all__ = ["ResultCache", "check_store"]
 
 T = TypeVar("T")
 
@@ -39,6 +46,7 @@ class ResultCache(Generic[T]):
         self._bytes = 0
         self._lock = threading.Lock()
         self.hits = 0
+        _caches.add(self)
 
     def get(self, ref: str) -> T | None:
         """A copy of the object built for ``ref``, or None."""
@@ -72,3 +80,21 @@ class ResultCache(Generic[T]):
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+_caches: weakref.WeakSet[ResultCache[Any]] = weakref.WeakSet()
+_tokens: weakref.WeakKeyDictionary[Store, object] = weakref.WeakKeyDictionary()
+_tokens_lock = threading.Lock()
+
+
+def check_store(store: Store) -> None:
+    """Called as a run is entered: if ``store`` is new to this process or may have been
+    changed by someone else since it was last entered, empty every cache."""
+    token = store.change_token()
+    with _tokens_lock:
+        if _tokens.get(store) == token:
+            return
+        _tokens[store] = token
+        caches = list(_caches)
+    for cache in caches:
+        cache.clear()

@@ -13,30 +13,25 @@ decide whether to replay and never touch the store.
 
 from __future__ import annotations
 
-import functools
 import html
-import importlib
-import importlib.abc
-import importlib.util
 import inspect
 import os
 import random as _random
 import sys
 import threading
 import time
-import unicodedata
 import uuid as _uuid
 import warnings
 from collections.abc import Awaitable, Callable, Iterable
 from contextvars import ContextVar
 from dataclasses import replace
 from datetime import UTC, datetime
-from enum import StrEnum
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from . import effects, faults
+from . import effects, faults, memo, waits
+from .autoinstall import install_integrations
 from .call import Attempt, Call, RunStats, in_live_step
-from .differences import describe_differences, nearest
+from .differences import mismatch
 from .display import make_view
 from .effects import OnAmbiguous
 from .errors import (
@@ -48,15 +43,16 @@ from .errors import (
     RunLockedError,
     Suspended,
 )
-from .journal import Journal, step_label
+from .forking import copy_fork, fork_spec, fork_target
+from .journal import Journal
 from .keys import canonical, content_key, dumps, hash_bytes
 from .locks import HOST, RunLock, process_start
+from .options import BrowserResume, Mode, OnDivergence, Screenshots, validate_name
 from .records import (
     AttemptRecord,
     ErrorInfo,
     Outcome,
     RunRecord,
-    StepRecord,
 )
 from .retry import Retry, acall_with_retry, as_retry, call_with_retry
 from .store import Store, open_store
@@ -68,88 +64,14 @@ if TYPE_CHECKING:
 
     from .history import RunHistory
 
-__all__ = [
-    "BrowserResume", "Call", "Mode", "OnDivergence", "Run", "Screenshots", "current_run",
-    "fork", "run", "signal", "step",
-]  # fmt: skip
+__all__ = ["BrowserResume", "Call", "Mode", "OnDivergence", "Run", "Screenshots",
+           "current_run", "run"]  # fmt: skip
 
-P = ParamSpec("P")
 T = TypeVar("T")
-
-MAX_NAME_LENGTH = 200
-
-
-class Mode(StrEnum):
-    """What a run does with each step.
-
-    - ``auto``: replay what is recorded, run the rest live and record it;
-    - ``replay``: never go live; a step that is not recorded raises ReplayMissError;
-    - ``record``: run everything live and record it as the new truth (a new generation;
-      the older one is kept but no longer replayed).
-    """
-
-    AUTO = "auto"
-    REPLAY = "replay"
-    RECORD = "record"
-
-    @classmethod
-    def _missing_(cls, value: object) -> Mode:
-        valid = ", ".join(repr(m.value) for m in cls)
-        raise ConfigError(f"mode={value!r} is not a mode; use one of {valid}.")
-
-
-class BrowserResume(StrEnum):
-    """How a resumed run rebuilds the browser at its first live browser step.
-
-    - ``restore``: a fresh context from the last replayed checkpoint (cookies,
-      localStorage, sessionStorage, viewport), then the checkpoint's URL;
-    - ``reexecute``: run the recorded browser actions again, live, checking that each
-      gives its recorded result (rebuilds in-page state no checkpoint holds).
-    """
-
-    RESTORE = "restore"
-    REEXECUTE = "reexecute"
-
-    @classmethod
-    def _missing_(cls, value: object) -> BrowserResume:
-        raise ConfigError(f"browser_resume={value!r} is not valid; use {_valid(cls)}.")
-
-
-class Screenshots(StrEnum):
-    """When live browser steps are screenshotted: only when one fails, after every
-    step, or never."""
-
-    ON_ERROR = "on_error"
-    EACH_STEP = "each_step"
-    OFF = "off"
-
-    @classmethod
-    def _missing_(cls, value: object) -> Screenshots:
-        raise ConfigError(f"screenshots={value!r} is not valid; use {_valid(cls)}.")
-
-
-def _valid(enum: type[StrEnum]) -> str:
-    return "one of " + ", ".join(repr(m.value) for m in enum)
-
-
-class OnDivergence(StrEnum):
-    """What a re-run does when it asks for a new step while recorded ones are unused."""
-
-    WARN = "warn"
-    RAISE = "raise"
-
-    @classmethod
-    def _missing_(cls, value: object) -> OnDivergence:
-        valid = ", ".join(repr(m.value) for m in cls)
-        raise ConfigError(f"on_divergence={value!r} is not valid; use one of {valid}.")
-
 
 _current: ContextVar[Run | None] = ContextVar("recorder_run", default=None)
 _active: dict[int, Run] = {}
 _active_lock = threading.Lock()
-
-# Integrations installed at run entry when the library they adapt is already imported.
-_AUTO_INTEGRATIONS = {"litellm": "recorder.integrations.litellm"}
 
 
 def current_run() -> Run | None:
@@ -170,34 +92,6 @@ def current_run() -> Run | None:
             if len(_active) == 1:
                 return next(iter(_active.values()))
     return None
-
-
-_SLASHES = frozenset("/\\\u2215\u2044\u29f8\u29f9\u2216\ufe68\uff0f\uff3c")
-"""Path separators and the characters that look like them (NFKC folds a few more)."""
-
-
-def validate_name(name: object) -> str:
-    """A run name is user text that keys records: refuse what could not be a name."""
-    if not isinstance(name, str):
-        raise ConfigError(f"a run name is a str, not {type(name).__name__}.")
-    problem = None
-    folded = unicodedata.normalize("NFKC", name)
-    if not name.strip():
-        problem = "it is empty"
-    elif len(name) > MAX_NAME_LENGTH:
-        problem = f"it is {len(name)} characters long (at most {MAX_NAME_LENGTH})"
-    elif any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn") for c in name):
-        problem = "it contains control or invisible characters"
-    elif any(c in _SLASHES for c in folded) or folded in (".", ".."):
-        problem = "it contains a path separator (or a look-alike) or is a dot name"
-    elif name != name.strip():
-        problem = "it starts or ends with white space"
-    if problem:
-        raise ConfigError(
-            f"run name {name[:60]!r} is refused: {problem}. Use letters, digits, spaces, "
-            "dashes, dots and underscores, for example 'triage-v2'."
-        )
-    return name
 
 
 class Run:
@@ -232,7 +126,7 @@ class Run:
     ) -> None:
         self.name = validate_name(name)
         self.display = display
-        self.fork_from = _fork_spec(fork_from)
+        self.fork_from = fork_spec(fork_from)
         self.on_ambiguous = OnAmbiguous(on_ambiguous)
         self.saga = bool(saga)
         if redact is not None and not callable(redact):
@@ -313,7 +207,7 @@ class Run:
                 self._attempt.view = make_view(self.display, self.name, self._attempt.record.number)
             except Exception as error:  # showing progress never stops a run
                 warnings.warn(f"recorder: no live view ({error!r})", stacklevel=2)
-        _install_integrations()
+        install_integrations()
         self._attempt.context_token = _current.set(self)
         with _active_lock:
             _active[id(self)] = self
@@ -374,10 +268,11 @@ class Run:
         lock = RunLock(journal, self.run_id)
         lock.acquire(now)
         journal.forget_known_blobs()
+        memo.check_store(journal.store)
         try:
             record = journal.get_run(self.run_id)
             if record is None:
-                forked = self._fork(journal)
+                forked = copy_fork(self, journal)
                 record = RunRecord(
                     run_id=self.run_id,
                     name=self.name,
@@ -387,7 +282,7 @@ class Run:
                     forked_from=forked,
                 )
                 journal.put_run(record)
-            elif self.fork_from is not None and record.forked_from != self._fork_target(journal):
+            elif self.fork_from is not None and record.forked_from != fork_target(self, journal):
                 was = record.forked_from
                 raise ConfigError(
                     f"run {self.run_id!r} already exists"
@@ -416,27 +311,6 @@ class Run:
             lock.release()
             raise
         return Attempt(record=attempt, recorded=recorded, run_lock=lock, intents=intents)
-
-    def _fork_target(self, journal: Journal) -> dict[str, Any] | None:
-        if self.fork_from is None:
-            return None
-        from .history import find_run
-
-        source, step = self.fork_from
-        return {"run": find_run(journal, source), "step": step}
-
-    def _fork(self, journal: Journal) -> dict[str, Any] | None:
-        """A new run forked from another: copy its first ``step`` step records (they
-        replay; everything after goes live) and return the lineage to record."""
-        target = self._fork_target(journal)
-        if target is None:
-            return None
-        source = journal.get_run(target["run"])
-        assert source is not None  # find_run found it
-        steps = journal.steps(source.run_id, source.generation)
-        copied = [s for s in steps if s.seq < target["step"]]
-        journal.copy_steps(self.run_id, copied)
-        return target
 
     def _close(self, exc: BaseException | None) -> None:
         att = self._attempt
@@ -551,18 +425,18 @@ class Run:
     def _on_miss(self, att: Attempt, kind: str, name: str, seq: int, request: Any) -> None:
         if self.mode is Mode.REPLAY:
             pool = list(att.recorded.values())
-            raise self._mismatch(ReplayMissError, "mode='replay' never goes live", pool,
-                                 kind, name, seq, request)  # fmt: skip
+            raise mismatch(ReplayMissError, self.run_id, "mode='replay' never goes live",
+                           pool, kind, name, seq, request, self.journal.request)  # fmt: skip
         if self.mode is not Mode.AUTO or len(att.used) >= len(att.recorded):
             return
         if self.on_divergence is OnDivergence.WARN and att.divergence_reported:
             return
         with att.lock:
             unused = [r for ident, r in att.recorded.items() if ident not in att.used]
-        error = self._mismatch(
-            DivergenceError,
+        error = mismatch(
+            DivergenceError, self.run_id,
             f"{len(unused)} recorded step(s) are still unused: is the run deterministic?",
-            unused, kind, name, seq, request,
+            unused, kind, name, seq, request, self.journal.request,
         )  # fmt: skip
         if self.on_divergence is OnDivergence.RAISE:
             raise error
@@ -572,34 +446,6 @@ class Run:
             DivergenceWarning,
             stacklevel=4,
         )
-
-    def _mismatch(
-        self,
-        error_type: type[ReplayMissError] | type[DivergenceError],
-        why: str,
-        pool: list[StepRecord],
-        kind: str,
-        name: str,
-        seq: int,
-        request: Any,
-    ) -> ReplayMissError | DivergenceError:
-        candidate, diffs = nearest(
-            pool, kind=kind, name=name, seq=seq, request=request, load_request=self.journal.request
-        )
-        message = f"run {self.run_id!r}: step #{seq} ({kind} {name!r}) is not recorded; {why}."
-        if candidate is None:
-            message += f" No recorded {kind} step to compare with."
-        else:
-            message += (
-                f" Nearest recorded: {step_label(candidate)}. Differences (recorded -> now): "
-                f"{describe_differences(diffs)}."
-            )
-        step_info = {"seq": seq, "kind": kind, "name": name, "request": request}
-        cand_info = None
-        if candidate is not None:
-            cand_info = {"seq": candidate.seq, "kind": candidate.kind, "name": candidate.name,
-                         "attempt": candidate.attempt, "key": candidate.key}  # fmt: skip
-        return error_type(message, step=step_info, candidate=cand_info, differences=diffs)
 
     # -- generic steps -----------------------------------------------------------------
 
@@ -706,23 +552,7 @@ class Run:
 
     def wait_for_sync(self, name: str) -> Any:
         """:meth:`wait_for` for plain (``with``) code."""
-        name = validate_name(name)
-        call = self.begin("signal", name, None)
-        if call.replayed:
-            return call.replay()
-        sent = self.journal.signals(self.run_id, name)
-        if len(sent) > call.occurrence:
-            signal = sent[call.occurrence]
-            call.commit(signal.get("value"), meta={"sent_at": signal.get("sent_at")})
-            return signal.get("value")
-        call.abandon()
-        raise Suspended(
-            f"run {self.run_id!r} is waiting for {name!r} (suspended, nothing lost): deliver "
-            f"it with recorder.signal({self.name!r}, {name!r}, value) or `recorder signal "
-            f"{self.name} {name} VALUE`, then re-run.",
-            reason="signal",
-            name=name,
-        )
+        return waits.wait_for(self, name)
 
     async def wait_for(self, name: str) -> Any:
         """The value sent to this run as signal ``name``; if none has arrived, the
@@ -730,55 +560,25 @@ class Run:
         :class:`~recorder.errors.Suspended` it raises). Send one with
         :func:`recorder.signal` or ``recorder signal RUN NAME VALUE``, then re-run: the
         run goes on with the value. The n-th wait for a name gets the n-th signal."""
-        return self.wait_for_sync(name)
+        return waits.wait_for(self, name)
 
     def sleep_until_sync(self, when: datetime | float) -> None:
         """:meth:`sleep_until` for plain (``with``) code."""
-        if isinstance(when, datetime):
-            if when.tzinfo is None:
-                raise ConfigError(
-                    "sleep_until() needs an aware datetime (with a timezone), e.g. "
-                    "datetime.now(timezone.utc) + timedelta(hours=1)."
-                )
-            wake = when.timestamp()
-        elif isinstance(when, int | float) and not isinstance(when, bool):
-            wake = float(when)
-        else:
-            raise ConfigError(f"sleep_until() takes a datetime or epoch seconds, not {when!r}.")
-        self._timer({"until": wake}, lambda: wake)
+        waits.sleep_until(self, when)
 
     async def sleep_until(self, when: datetime | float) -> None:
         """Durable sleep to ``when`` (an aware datetime or epoch seconds): before that
         time the attempt ends as *suspended*; a re-run after it goes on."""
-        self.sleep_until_sync(when)
+        waits.sleep_until(self, when)
 
     def sleep_sync(self, seconds: float) -> None:
         """:meth:`sleep` for plain (``with``) code."""
-        if not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds < 0:
-            raise ConfigError(f"sleep() takes seconds >= 0, not {seconds!r}.")
-        self._timer({"seconds": float(seconds)}, lambda: self._clock() + float(seconds))
+        waits.sleep(self, seconds)
 
     async def sleep(self, seconds: float) -> None:
         """Durable sleep: the wake time (now + ``seconds``) is recorded the first time;
         until then every re-run suspends again, after it the run goes on."""
-        self.sleep_sync(seconds)
-
-    def _timer(self, request: dict[str, float], wake_at: Callable[[], float]) -> None:
-        call = self.begin("timer", "sleep", request)
-        if call.replayed:
-            wake = float(call.replay()["wake_at"])
-        else:
-            wake = wake_at()
-            call.commit({"wake_at": wake})
-        if self._clock() < wake:
-            when = datetime.fromtimestamp(wake, UTC).isoformat(timespec="seconds")
-            raise Suspended(
-                f"run {self.run_id!r} sleeps until {when} (suspended, nothing lost): re-run "
-                "it after that time to go on.",
-                reason="timer",
-                name="sleep",
-                wake_at=wake,
-            )
+        waits.sleep(self, seconds)
 
     def _value(self, kind: str, make: Callable[[], Any]) -> Any:
         if in_live_step():
@@ -862,77 +662,6 @@ class Run:
         return self.history()._repr_html_()
 
 
-def _fork_spec(fork_from: object) -> tuple[str, int] | None:
-    """``fork_from=(run, step)`` checked: a run (object, name or id) and a step >= 0."""
-    if fork_from is None:
-        return None
-    if (
-        not isinstance(fork_from, tuple)
-        or len(fork_from) != 2
-        or isinstance(fork_from[1], bool)
-        or not isinstance(fork_from[1], int)
-        or fork_from[1] < 0
-    ):
-        raise ConfigError(
-            f"fork_from= takes (run, step): a run (or its name or id) and the number of "
-            f"its steps to keep (an int >= 0), not {fork_from!r}."
-        )
-    source, step = fork_from
-    name = source.run_id if isinstance(source, Run) else validate_name(source)
-    return name, step
-
-
-def fork(
-    source: Run | str,
-    step: int,
-    name: str,
-    *,
-    inputs: Any = None,
-    store: Store | str | _os.PathLike[str] | None = None,
-) -> str:
-    """Create run ``name`` (with ``inputs``) as a fork of ``source`` at ``step``, without
-    entering it; return its run id. ``recorder.run(name, inputs=...)`` then replays the
-    copied steps and goes live after them (what ``recorder fork`` does from a shell)."""
-    new = Run(name, inputs=inputs, store=store, fork_from=(source, step))
-    journal = new.journal
-    if journal.get_run(new.run_id) is not None:
-        raise ConfigError(
-            f"run {new.run_id!r} already exists; a fork needs a run of its own: give it "
-            "another name or inputs."
-        )
-    forked = new._fork(journal)
-    journal.put_run(
-        RunRecord(run_id=new.run_id, name=new.name, inputs_hash=new.inputs_hash,
-                  inputs=new._inputs_canonical, created_at=time.time(), forked_from=forked)
-    )  # fmt: skip
-    return new.run_id
-
-
-def signal(
-    run: Run | str,
-    name: str,
-    value: Any = None,
-    *,
-    store: Store | str | _os.PathLike[str] | None = None,
-) -> int:
-    """Send ``value`` to the run's ``wait_for(name)``; return the signal's number.
-
-    ``run`` is a :class:`Run`, a run id (``name@hash``) or a run name (its most recently
-    active run). The value must have a JSON form. A suspended run goes on when it is
-    re-run; signals sent before the run waits are kept for it, in order.
-    """
-    from .history import find_run
-
-    name = validate_name(name)
-    if isinstance(run, Run):
-        journal, run_id = run.journal, run.run_id
-    else:
-        journal = Journal(open_store(store))
-        run_id = find_run(journal, validate_name(run))
-    doc = {"value": canonical(value, where=f"the value of signal {name!r}"), "sent_at": time.time()}
-    return journal.put_signal(run_id, name, doc)
-
-
 def _finish_later(pending: Any) -> None:
     """An awaitable cleanup met in a plain ``with`` (an async page used in a sync run
     context, as in a top-level-await notebook cell): hand it to the running loop."""
@@ -961,44 +690,6 @@ async def _maybe_await(value: Awaitable[T] | T) -> T:
     if inspect.isawaitable(value):
         return await value
     return value
-
-
-def _install_integrations() -> None:
-    """Install the integration of each library already imported; for one imported later
-    (``import litellm`` inside the agent, after the run began), install it the moment
-    that import finishes, before any name is bound from it."""
-    for trigger, module in _AUTO_INTEGRATIONS.items():
-        if trigger in sys.modules:
-            importlib.import_module(module).install()
-        elif not any(isinstance(f, _AfterImport) and f.name == trigger for f in sys.meta_path):
-            sys.meta_path.insert(0, _AfterImport(trigger, module))
-
-
-class _AfterImport(importlib.abc.MetaPathFinder):
-    """Finds nothing itself: wraps the real loader of module ``name`` so that the
-    integration ``module`` is installed right after ``name`` executes (one shot)."""
-
-    def __init__(self, name: str, module: str) -> None:
-        self.name, self.module = name, module
-
-    def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
-        if fullname != self.name:
-            return None
-        sys.meta_path.remove(self)  # one shot, and no recursion into ourselves
-        spec = importlib.util.find_spec(fullname)
-        if spec is None or spec.loader is None:
-            return spec
-        loader, integration = spec.loader, self.module
-        run_module = loader.exec_module
-
-        def exec_module(module: Any) -> None:
-            run_module(module)
-            importlib.import_module(integration).install()
-
-        # This loader instance serves this one import: resources, is_package and the
-        # rest of it stay as they are (litellm reads its package data through them).
-        loader.exec_module = exec_module  # type: ignore[method-assign]
-        return spec
 
 
 def run(
@@ -1072,43 +763,3 @@ def run(
         display=display,
         fork_from=fork_from,
     )
-
-
-@overload
-def step(fn: Callable[P, T], /) -> Callable[P, T]: ...
-@overload
-def step(*, name: str | None = None) -> Callable[[Callable[P, T]], Callable[P, T]]: ...
-
-
-def step(fn: Callable[P, T] | None = None, /, *, name: str | None = None) -> Any:
-    """Make ``fn`` a recorded step whenever it is called inside a run.
-
-    ``@recorder.step`` or ``@recorder.step(name="plan")``; the name defaults to the
-    function's qualified name. Outside a run the function is called as it is.
-    """
-
-    def decorate(func: Callable[P, T]) -> Callable[P, T]:
-        label = name or func.__qualname__
-        if inspect.iscoroutinefunction(func):
-
-            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                current = current_run()
-                if current is None:
-                    return await func(*args, **kwargs)
-                return await current.astep(label, func, *args, **kwargs)
-
-            return _wraps(cast(Any, func), async_wrapper)
-
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            current = current_run()
-            if current is None:
-                return func(*args, **kwargs)
-            return current.step(label, func, *args, **kwargs)
-
-        return _wraps(func, wrapper)
-
-    return decorate(fn) if fn is not None else decorate
-
-
-def _wraps(func: Callable[P, T], wrapper: Callable[..., Any]) -> Callable[P, T]:
-    return cast("Callable[P, T]", functools.update_wrapper(wrapper, func))

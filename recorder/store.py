@@ -26,17 +26,14 @@ write out entirely, so everything written before stays readable.
 from __future__ import annotations
 
 import contextlib
-import errno
 import functools
 import os
-import re
 import sqlite3
 import stat
 import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -44,17 +41,25 @@ import diskcache
 
 from .errors import (
     ConfigError,
-    QuotaExceededError,
     StoreError,
     StoreFormatError,
     UnsafeStoreError,
+)
+from .quota import (
+    COUNT_SPACING,
+    VERSION_INTERVAL,
+    Quota,
+    check_limit,
+    entry_size,
+    out_of_space,
+    quota_error,
+    resolve_limit,
 )
 from .switching import prompt_handback
 
 __all__ = ["DEFAULT_DIR", "DiskStore", "MemoryStore", "Store", "open_store"]
 
 DEFAULT_DIR = ".recorder"
-MAX_BYTES_ENV = "RECORDER_MAX_STORE_BYTES"
 STORE_FORMAT = 1
 _FORMAT_KEY = "recorder/store-format"
 _DB_NAME = diskcache.core.DBNAME
@@ -72,64 +77,6 @@ def _prefix_end(prefix: str) -> str:
 _SWAP_SLACK = 4096
 """A swap (the run lock) may pass the limit by this much: taking a lock must still work
 at the limit, or `recorder rm` could not make room. A lock row goes when released."""
-
-_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9,
-          "gb": 10**9, "t": 10**12, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30,
-          "tib": 2**40}  # fmt: skip
-_SIZE = re.compile(r"\s*(\d[\d_]*(?:\.\d+)?)\s*([a-zA-Z]*)\s*")
-
-
-def _entry_size(key: str, value: bytes) -> int:
-    """What an entry counts against a quota: its key's UTF-8 bytes plus its value's."""
-    return len(value) + (len(key) if key.isascii() else len(key.encode("utf-8", "surrogatepass")))
-
-
-def check_limit(limit: object) -> int | None:
-    """``max_store_bytes`` as given: ``None`` or a positive int, else ConfigError."""
-    if limit is None:
-        return None
-    if type(limit) is not int or limit < 1:
-        raise ConfigError(
-            f"max_store_bytes must be a positive number of bytes or None, not {limit!r}."
-        )
-    return limit
-
-
-def resolve_limit(limit: int | None) -> int | None:
-    """The argument if given, else ``$RECORDER_MAX_STORE_BYTES`` (bytes, or with a unit:
-    ``500MB``, ``2GiB``), else no limit. A value that is not a size is a ConfigError."""
-    if limit is not None:
-        return check_limit(limit)
-    text = os.environ.get(MAX_BYTES_ENV, "")
-    if not text.strip():
-        return None
-    match = _SIZE.fullmatch(text)
-    unit = _UNITS.get(match[2].lower()) if match else None
-    value = int(Decimal(match[1].replace("_", "")) * unit) if match and unit else 0
-    if value < 1:
-        raise ConfigError(
-            f"{MAX_BYTES_ENV}={text!r} is not a store size: set it to a positive number of "
-            "bytes, optionally with a unit (500MB, 2GiB), or unset it."
-        )
-    return value
-
-
-def _bytes(n: int) -> str:
-    for unit, scale in (("GiB", 2**30), ("MiB", 2**20)):
-        if n >= scale:
-            return f"{n:,} bytes ({n / scale:,.1f} {unit})"
-    return f"{n:,} bytes"
-
-
-def _quota_error(location: str, limit: int, size: int, needed: int) -> QuotaExceededError:
-    return QuotaExceededError(
-        f"{location}: this write needs {_bytes(needed)} more, but the store already holds "
-        f"{_bytes(size)} of keys and values and its limit (max_store_bytes) is "
-        f"{_bytes(limit)}. Nothing of the write was recorded and nothing is evicted to make "
-        "room: delete runs you no longer need with `recorder rm RUN` (their blobs go too), "
-        f"or raise the limit (max_store_bytes= or ${MAX_BYTES_ENV}), then run again; the "
-        "steps recorded so far replay."
-    )
 
 
 class Store(ABC):
@@ -182,6 +129,12 @@ class Store(ABC):
     def integrity_check(self) -> list[str]:
         """Problems the storage engine itself finds (empty when none)."""
         return []
+
+    def change_token(self) -> object:
+        """A value that differs once something other than this object may have changed
+        the store (another connection, another process). Results built from the store's
+        blobs are kept in memory (:mod:`recorder.memo`) only while it stays the same."""
+        return id(self)
 
     @property
     def max_store_bytes(self) -> int | None:
@@ -251,11 +204,11 @@ class MemoryStore(Store):
         growth = 0
         for key, value in changes.items():
             old = data.get(key)
-            growth += (0 if value is None else _entry_size(key, value)) - (
-                0 if old is None else _entry_size(key, old)
+            growth += (0 if value is None else entry_size(key, value)) - (
+                0 if old is None else entry_size(key, old)
             )
         if limit is not None and growth > 0 and self._size + growth > limit + slack:
-            raise _quota_error(self.location, limit, self._size, growth)
+            raise quota_error(self.location, limit, self._size, growth)
         for key, value in changes.items():
             if value is None:
                 data.pop(key, None)
@@ -369,90 +322,6 @@ def _upsert(rows: int) -> str:
 
 _ENTRY_SQL = "length(CAST(key AS BLOB)) + COALESCE(length(value), size, 0)"
 _COUNT_SQL = f"SELECT COALESCE(SUM({_ENTRY_SQL}), 0) FROM Cache"
-_COUNT_SPACING = 100
-"""A count refreshed because another connection wrote is redone no sooner than this many
-times its own duration later: at most ~1% of the time goes to counting."""
-_VERSION_INTERVAL = 0.01
-"""Seconds between two looks at ``data_version`` (~9 us each, half a write's overhead)."""
-
-
-class _Quota:
-    """A DiskStore's limit and its count of the bytes stored (keys' UTF-8 + values).
-
-    ``size`` is exact right after a count (one SUM over the table) and an upper bound
-    after: each write adds its full size, even where it replaces a row or adds a blob
-    that was present. So the count never lets a write pass the limit unless another
-    connection wrote; that shows in SQLite's ``data_version`` (per connection, so
-    ``seen`` keeps one per thread), which marks the count ``stale``. Before refusing a
-    write the store always counts again, so deletes (its own or another process's)
-    make room at once."""
-
-    __slots__ = ("limit", "lock", "next_count", "next_look", "seen", "size", "stale")
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.size: int | None = None
-        self.stale = True
-        self.seen: dict[int, int] = {}
-        self.next_count = 0.0
-        self.next_look = 0.0
-        self.lock = threading.Lock()
-
-
-_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)})
-# SQLite reports ENOSPC as SQLITE_FULL, but any other failed write (EFBIG past a file
-# size limit, EDQUOT) as one of these I/O errors; the OS error number is not exposed.
-_GROWTH_IOERRS = frozenset({"SQLITE_IOERR_WRITE", "SQLITE_IOERR_TRUNCATE", "SQLITE_IOERR_SHMSIZE"})
-
-
-def _file_size_limit() -> int | None:
-    try:
-        import resource
-    except ImportError:  # not on Windows
-        return None
-    soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
-    return None if soft == resource.RLIM_INFINITY or soft < 0 else soft
-
-
-def _out_of_space(directory: Path, error: BaseException) -> StoreError | None:
-    """A clear StoreError if ``error`` says the store's files could not grow."""
-    full = False
-    if isinstance(error, OSError):
-        if error.errno not in _FULL_ERRNOS:
-            return None
-        full = error.errno != errno.EFBIG
-        what = str(error)
-    elif isinstance(error, sqlite3.DatabaseError):
-        name = getattr(error, "sqlite_errorname", "")
-        full = name == "SQLITE_FULL" or "is full" in str(error)
-        if not full and name not in _GROWTH_IOERRS:
-            return None
-        what = f"SQLite: {error}" + (f", {name}" if name else "")
-    else:
-        return None
-    facts: list[str] = []
-    with contextlib.suppress(OSError, AttributeError):  # no statvfs on Windows
-        info = os.statvfs(directory)
-        free = info.f_bavail * info.f_frsize
-        full = full or free < 2**20
-        facts.append(f"{_bytes(free)} free on its file system")
-    headline, advice = "the store could not grow", "Free space there or check the device"
-    if full:
-        headline, advice = "the disk is full", "Free space on that file system"
-    fsize = _file_size_limit()
-    if fsize is not None:
-        sizes = {p.name: p.stat().st_size for p in directory.glob(_DB_NAME + "*") if p.is_file()}
-        largest = max(sizes, key=sizes.__getitem__, default="")
-        if largest and sizes[largest] >= fsize:
-            headline = f"{largest} reached this process's file size limit (`ulimit -f`)"
-            advice = "Raise the file size limit"
-        facts.append(f"files may not grow past {_bytes(fsize)} (`ulimit -f`)")
-    return StoreError(
-        f"{directory}: {headline}, so the write was refused ({what}; "
-        f"{'; '.join(facts) or 'no more is known'}). Nothing of this write was recorded; "
-        f"everything recorded before it is intact. {advice}, then run again: the steps "
-        "recorded so far replay (`recorder verify` checks the store)."
-    )
 
 
 class DiskStore(Store):
@@ -479,7 +348,7 @@ class DiskStore(Store):
             )
         self.directory = path
         self.location = str(path)
-        self._quota: _Quota | None = None
+        self._quota: Quota | None = None
         try:
             if not path.exists():
                 try:
@@ -499,7 +368,7 @@ class DiskStore(Store):
                 disk_min_file_size=2**62,
             )
         except (sqlite3.DatabaseError, OSError) as error:
-            full = _out_of_space(path, error)
+            full = out_of_space(path, error, _DB_NAME)
             if full is not None:
                 raise full from error
             if not isinstance(error, sqlite3.DatabaseError):
@@ -522,7 +391,7 @@ class DiskStore(Store):
     @max_store_bytes.setter
     def max_store_bytes(self, limit: int | None) -> None:
         limit = check_limit(limit)
-        self._quota = None if limit is None else _Quota(limit)
+        self._quota = None if limit is None else Quota(limit)
 
     def _check_format(self) -> None:
         raw = self.get(_FORMAT_KEY)
@@ -635,7 +504,7 @@ class DiskStore(Store):
                     batch = rows[start : start + _MAX_ROWS]
                     con.execute(_upsert(len(batch)), [x for row in batch for x in row])
         except (sqlite3.DatabaseError, OSError) as error:
-            full = _out_of_space(self.directory, error)
+            full = out_of_space(self.directory, error, _DB_NAME)
             if full is not None:
                 raise full from error
             if not isinstance(error, sqlite3.OperationalError):
@@ -649,7 +518,7 @@ class DiskStore(Store):
 
     def _admit(
         self,
-        quota: _Quota,
+        quota: Quota,
         puts: Mapping[str, bytes],
         adds: Mapping[str, bytes],
         deletes: list[str],
@@ -667,15 +536,15 @@ class DiskStore(Store):
         size = self._count(quota)
         growth = self._growth(puts, adds, deletes)
         if growth > 0 and size + growth > quota.limit:
-            raise _quota_error(self.location, quota.limit, size, growth)
+            raise quota_error(self.location, quota.limit, size, growth)
         return growth
 
-    def _counted(self, quota: _Quota) -> int:
+    def _counted(self, quota: Quota) -> int:
         """The count, redone first if it was never made or (at most ~1% of the time)
         if another connection has written since."""
         now = time.monotonic()
         if now >= quota.next_look:
-            quota.next_look = now + _VERSION_INTERVAL
+            quota.next_look = now + VERSION_INTERVAL
             (version,) = self._cache._con.execute("PRAGMA data_version").fetchone()
             thread = threading.get_ident()
             if quota.seen.get(thread) != version:
@@ -685,12 +554,12 @@ class DiskStore(Store):
             return self._count(quota)
         return quota.size
 
-    def _count(self, quota: _Quota) -> int:
+    def _count(self, quota: Quota) -> int:
         started = time.monotonic()
         (size,) = self._cache._sql(_COUNT_SQL).fetchone()
         now = time.monotonic()
         quota.size, quota.stale = int(size), False
-        quota.next_count = now + _COUNT_SPACING * (now - started)
+        quota.next_count = now + COUNT_SPACING * (now - started)
         return quota.size
 
     def _growth(
@@ -712,9 +581,9 @@ class DiskStore(Store):
         for key in deletes:
             new.pop(key, None)
         for key, value in adds.items():
-            new.setdefault(key, _entry_size(key, value))
+            new.setdefault(key, entry_size(key, value))
         for key, value in puts.items():
-            new[key] = _entry_size(key, value)
+            new[key] = entry_size(key, value)
         return sum(new.values()) - sum(old.values())
 
     @contextlib.contextmanager
@@ -740,20 +609,20 @@ class DiskStore(Store):
                     if new is None:
                         cache.delete(key, retry=True)
                         return True
-                    growth = _entry_size(key, new)
-                    growth -= 0 if expected is None else _entry_size(key, expected)
+                    growth = entry_size(key, new)
+                    growth -= 0 if expected is None else entry_size(key, expected)
                     if quota is not None and growth > 0:
                         limit = quota.limit + _SWAP_SLACK
                         if self._counted(quota) + growth > limit:
                             size = self._count(quota)
                             if size + growth > limit:
-                                raise _quota_error(self.location, quota.limit, size, growth)
+                                raise quota_error(self.location, quota.limit, size, growth)
                     cache.set(key, new, retry=True)
                 if quota is not None and quota.size is not None:
                     quota.size += growth
                 return True
         except (sqlite3.DatabaseError, OSError) as error:
-            full = _out_of_space(self.directory, error)
+            full = out_of_space(self.directory, error, _DB_NAME)
             if full is not None:
                 raise full from error
             if not isinstance(error, sqlite3.OperationalError):
@@ -768,10 +637,16 @@ class DiskStore(Store):
                 )
                 return int(cursor.rowcount)
         except (sqlite3.DatabaseError, OSError) as error:
-            full = _out_of_space(self.directory, error)
+            full = out_of_space(self.directory, error, _DB_NAME)
             if full is not None:
                 raise full from error
             raise
+
+    def change_token(self) -> object:
+        # data_version changes when another connection commits; connections are per
+        # thread, so the thread is part of the token.
+        (version,) = self._cache._con.execute("PRAGMA data_version").fetchone()
+        return (id(self), threading.get_ident(), version)
 
     def integrity_check(self) -> list[str]:
         rows = self._cache._sql("PRAGMA integrity_check").fetchall()

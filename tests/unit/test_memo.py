@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
-from recorder.memo import ResultCache
+from recorder.memo import ResultCache, check_store
+from recorder.store import DiskStore, MemoryStore
 
 
 def test_hands_out_copies_and_keeps_its_own() -> None:
@@ -35,3 +37,31 @@ def test_bounded_by_recorded_size_least_recently_used_first() -> None:
     assert len(cache) == 2 and cache.get("b") == {"b": 2}
     cache.clear()
     assert len(cache) == 0
+
+
+def test_emptied_when_a_store_is_new_or_changed_by_another_connection(tmp_path: Path) -> None:
+    cache: ResultCache[list[int]] = ResultCache(list)
+    store = DiskStore(tmp_path / "s")
+    other = DiskStore(tmp_path / "s")  # another connection, as another process has
+    try:
+        cache.put("sha256:a", [1], size=1)
+        check_store(store)  # first sight of this store: what was built may not be its
+        assert len(cache) == 0
+        cache.put("sha256:a", [1], size=1)
+        store.write({"k": b"mine"})  # this connection's own writes change nothing
+        check_store(store)
+        assert cache.get("sha256:a") == [1]
+        other.write({"k": b"theirs"})
+        check_store(store)
+        assert cache.get("sha256:a") is None
+    finally:
+        store.close()
+        other.close()
+    memory = MemoryStore()
+    cache.put("sha256:b", [2], size=1)
+    check_store(memory)
+    check_store(memory)
+    assert len(cache) == 0
+    cache.put("sha256:b", [2], size=1)
+    check_store(memory)
+    assert cache.get("sha256:b") == [2]

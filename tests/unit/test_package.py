@@ -37,7 +37,8 @@ def test_all_is_sorted_and_complete() -> None:
     public = {n for n in dir(recorder) if not n.startswith(("_", "@"))}
     modules = {"call", "differences", "errors", "history", "journal", "keys", "locks", "records",
                "runtime", "store", "values", "integrations", "export", "cli", "effects",
-               "faults", "display", "retry", "bundle", "rundiff", "pytest_plugin", "memo", "switching",
+               "faults", "display", "retry", "bundle", "rundiff", "pytest_plugin", "quota",
+               "memo", "switching", "options", "autoinstall", "forking", "steps", "waits",
                "testing"}  # fmt: skip
     assert public - modules - {"annotations"} == set(recorder.__all__)
 
