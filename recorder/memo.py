@@ -18,30 +18,51 @@ is read, and reported, again.
 
 from __future__ import annotations
 
+import os
 import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from .errors import ConfigError
+
 if TYPE_CHECKING:
     from .store import Store
 
-__all__ = ["ResultCache", "check_store"]
+__all__ = ["DEFAULT_MAX_BYTES", "MEMO_BYTES_ENV", "ResultCache", "check_store",
+           "default_max_bytes"]  # fmt: skip
 
 T = TypeVar("T")
 
-DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+DEFAULT_MAX_BYTES = 32 * 1024 * 1024
+"""Recorded JSON bytes a cache holds by default (a built litellm response takes about
+2.5 times its JSON in memory: ~80 MB). ``$RECORDER_MEMO_BYTES`` overrides it; 0 turns
+the caches off."""
+MEMO_BYTES_ENV = "RECORDER_MEMO_BYTES"
+
+
+def default_max_bytes() -> int:
+    """``$RECORDER_MEMO_BYTES`` if set, else :data:`DEFAULT_MAX_BYTES`."""
+    text = os.environ.get(MEMO_BYTES_ENV, "").strip().replace("_", "")
+    if not text:
+        return DEFAULT_MAX_BYTES
+    if not text.isdigit():
+        raise ConfigError(
+            f"{MEMO_BYTES_ENV}={text!r} is not a number of bytes: set it to an integer "
+            "(0 turns off keeping replayed responses in memory) or unset it."
+        )
+    return int(text)
 
 
 class ResultCache(Generic[T]):
     """Built results by the hash of their recorded blob, up to ``max_bytes`` of recorded
-    size. ``copy`` makes the caller's own copy of a cached object (it must share nothing
-    mutable with it)."""
+    size (default: :func:`default_max_bytes`). ``copy`` makes the caller's own copy of
+    a cached object (it must share nothing mutable with it)."""
 
-    def __init__(self, copy: Callable[[T], T], *, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+    def __init__(self, copy: Callable[[T], T], *, max_bytes: int | None = None) -> None:
         self._copy = copy
-        self.max_bytes = max_bytes
+        self.max_bytes = default_max_bytes() if max_bytes is None else max_bytes
         self._entries: OrderedDict[str, tuple[T, int]] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()

@@ -5,7 +5,10 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-from recorder.memo import ResultCache, check_store
+import pytest
+
+from recorder.errors import ConfigError
+from recorder.memo import DEFAULT_MAX_BYTES, MEMO_BYTES_ENV, ResultCache, check_store
 from recorder.store import DiskStore, MemoryStore
 
 
@@ -65,3 +68,16 @@ def test_emptied_when_a_store_is_new_or_changed_by_another_connection(tmp_path: 
     cache.put("sha256:b", [2], size=1)
     check_store(memory)
     assert cache.get("sha256:b") == [2]
+
+
+def test_the_size_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert ResultCache(list).max_bytes == DEFAULT_MAX_BYTES
+    monkeypatch.setenv(MEMO_BYTES_ENV, "1_000")
+    assert ResultCache(list).max_bytes == 1000
+    monkeypatch.setenv(MEMO_BYTES_ENV, "0")
+    off: ResultCache[list[int]] = ResultCache(list)
+    off.put("sha256:a", [1], size=1)
+    assert off.get("sha256:a") is None
+    monkeypatch.setenv(MEMO_BYTES_ENV, "lots")
+    with pytest.raises(ConfigError, match="RECORDER_MEMO_BYTES='lots' is not a number"):
+        ResultCache(list)
