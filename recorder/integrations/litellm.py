@@ -157,6 +157,7 @@ def _rebuilt(doc: Any) -> ModelResponse:
 
 
 _ATOMS = frozenset({str, int, float, bool, type(None)})
+_setattr = object.__setattr__
 
 
 def copy_response(value: Any) -> Any:
@@ -183,9 +184,6 @@ def copy_response(value: Any) -> Any:
         _setattr(copied, "__pydantic_private__", None if private is None else _copy_dict(private))
         return copied
     return copy.deepcopy(value)
-
-
-_setattr = object.__setattr__
 
 
 def _copy_dict(value: dict[str, Any]) -> dict[str, Any]:
