@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from typing import Any, TypeVar
 
-from .errors import ConfigError, StoreFormatError
+from .errors import ConfigError, DamagedRecordError, StoreFormatError
 
 __all__ = [
     "RECORD_FORMAT",
@@ -241,7 +241,16 @@ def _field_names(cls: type) -> frozenset[str]:
 
 def load(cls: type[_R], data: bytes | dict[str, Any], *, where: str = "record") -> _R:
     """Rebuild a record dataclass from its JSON; refuse newer formats."""
-    raw: dict[str, Any] = json.loads(data) if isinstance(data, bytes) else dict(data)
+    if not isinstance(data, bytes):
+        return _build(cls, dict(data), where)
+    try:
+        raw = json.loads(data)
+    except ValueError as error:
+        raise DamagedRecordError(
+            f"{where} is not readable JSON ({error}): the record is damaged (truncated or "
+            "altered). Run `recorder verify` to see all damage, then delete the run "
+            "(`recorder rm`) to record it anew."
+        ) from error
     return _build(cls, raw, where)
 
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from recorder import records
-from recorder.errors import StoreFormatError
+from recorder.errors import DamagedRecordError, StoreFormatError
 from recorder.records import AttemptRecord, ErrorInfo, Outcome, StepRecord, TraceEvent
 
 
@@ -51,3 +51,32 @@ def test_a_newer_record_format_is_refused() -> None:
     data["format"] = records.RECORD_FORMAT + 1
     with pytest.raises(StoreFormatError, match="Upgrade recorder"):
         records.load(TraceEvent, json.dumps(data).encode())
+
+
+def _step(seq: int, **changes: object) -> StepRecord:
+    fields: dict[str, object] = dict(
+        key=f"sha256:{seq}", occurrence=0, kind="llm", name="m", generation=0, attempt=1,
+        seq=seq, started_at=1.0, duration_s=0.5, result_ref="sha256:r", blobs=("sha256:r",),
+    )  # fmt: skip
+    fields.update(changes)
+    return StepRecord(**fields)  # type: ignore[arg-type]
+
+
+def test_load_many_reads_what_load_reads_and_names_a_bad_row() -> None:
+    steps = [_step(0), _step(1, error=ErrorInfo("E", "m"), meta={"x": 1}), _step(2)]
+    rows = [(f"step/{s.seq}", records.dump(s)) for s in steps]
+    assert records.load_many(StepRecord, rows) == steps
+    assert records.load_many(StepRecord, []) == []
+    # A field a newer minor version added is dropped, as load() drops it.
+    newer = json.loads(rows[0][1]) | {"added_later": True}
+    assert records.load_many(StepRecord, [("step/0", json.dumps(newer).encode())]) == steps[:1]
+    for bad, why in [
+        (b'{"key": "sha256:t", "occurrence"', "not readable JSON"),  # truncated
+        (b"\xff\xfe", "not readable JSON"),
+        (b'{"a": 1}, {"b": 2}', "not readable JSON"),  # two values in one row
+        (b"[1, 2]", "not a JSON object"),
+        (b'{"key": "sha256:x"}', "not a valid StepRecord"),
+    ]:
+        with pytest.raises((DamagedRecordError, StoreFormatError), match=why) as raised:
+            records.load_many(StepRecord, [rows[0], ("step/damaged", bad), rows[2]])
+        assert str(raised.value).startswith("step/damaged ")
