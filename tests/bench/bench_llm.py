@@ -103,7 +103,7 @@ class Config:
     replay_calls: int = 200
     replay_passes: int = 6
     cache_prompts: int = 100
-    live_pairs: int = 150
+    live_pairs: int = 400
     live_warmup_pairs: int = 10
     scale_sizes: tuple[int, ...] = (10, 1_000, 10_000)
     scale_passes: dict[int, int] = field(default_factory=lambda: {10: 300, 1_000: 9, 10_000: 3})
