@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from .locks import RunLock
     from .runtime import Run
 
-__all__ = ["Attempt", "Call", "RunStats", "in_live_step", "rebuild_exception"]
+__all__ = ["Attempt", "Call", "Prebuilt", "RunStats", "in_live_step", "rebuild_exception"]
 
 _in_step: ContextVar[bool] = ContextVar("recorder_in_step", default=False)
 
@@ -44,6 +44,27 @@ def in_live_step() -> bool:
 _INLINE_LIMIT = 512
 """Encoded results up to this many bytes live inside the step record, larger ones in a
 content-addressed blob (so identical responses are stored once)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Prebuilt:
+    """A faster way from a record to the object a replay builds than decoding the
+    result and calling ``build`` on it (:meth:`Call.replay`).
+
+    When a live result is committed with a ``Prebuilt``, ``dump`` is given the result
+    exactly as a replay decodes it and returns a JSON form of the object ``build`` makes
+    from it; that form is kept in a blob of its own, tagged ``tag``. A replay given a
+    ``Prebuilt`` of the same tag makes the object with ``load(form)`` instead.
+
+    ``tag`` names the form and whatever decides what ``build`` makes (library
+    versions): a record of another tag replays through ``build``. ``load`` must return
+    a new object each time, sharing nothing mutable with the form. ``dump`` and
+    ``load`` raise ``ValueError`` for a result or form they cannot handle: the record
+    then has no form, or the replay goes through ``build``."""
+
+    tag: str
+    dump: Callable[[Any], Any]
+    load: Callable[[Any], Any]
 
 
 @dataclass
@@ -98,6 +119,23 @@ class Attempt:
     view: View | None = None
     """The live view (notebook widget, terminal line) of this attempt, if any."""
     context_token: Token[Run | None] | None = None
+
+
+_NOT_LOADED: Any = object()
+
+
+def _prebuild(prebuilt: Prebuilt, text: bytes, blobs: dict[str, bytes]) -> dict[str, str] | None:
+    """The record's ``prebuilt`` entry, its form added to ``blobs``; None if there is
+    no form. ``dump`` gets the result decoded from ``text``, as a replay gets it (the
+    same key order, the same numbers)."""
+    try:
+        form = prebuilt.dump(json.loads(text))
+        data = json.dumps(form, separators=(",", ":"), allow_nan=False).encode()
+    except ValueError:
+        return None
+    ref = hash_bytes(data)
+    blobs[ref] = data
+    return {"tag": prebuilt.tag, "ref": ref}
 
 
 class Call:
@@ -158,6 +196,7 @@ class Call:
         self,
         build: Callable[[Any], Any] | None = None,
         cache: ResultCache[Any] | None = None,
+        prebuilt: Prebuilt | None = None,
     ) -> Any:
         """The recorded result, decoded (and passed through ``build``); a recorded error
         is raised again. A damaged record raises DamagedRecordError and shows as a
@@ -165,7 +204,9 @@ class Call:
 
         With ``cache``, a result recorded as a blob is built once per process: later
         replays of the same blob get ``cache``'s copy of the built object, with no
-        read and no decoding (see :mod:`recorder.memo`)."""
+        read and no decoding (see :mod:`recorder.memo`). With ``prebuilt``, a record
+        that carries that form of its built result is loaded from it, without
+        ``build``."""
         record = self.record
         if record is None:
             raise RecorderError(f"{self.label} is live, not replayed; this is a recorder bug.")
@@ -182,6 +223,11 @@ class Call:
                 return cached
         journal = self._run.journal
         label = step_label(record)
+        if prebuilt is not None and record.prebuilt is not None:
+            found = self._load_prebuilt(record, prebuilt, cache)
+            if found is not _NOT_LOADED:
+                self._count_replay(record)
+                return found
         size = 0
         try:
             if ref is not None:
@@ -203,6 +249,32 @@ class Call:
         self._count_replay(record)
         return encoded
 
+    def _load_prebuilt(
+        self, record: StepRecord, prebuilt: Prebuilt, cache: ResultCache[Any] | None
+    ) -> Any:
+        """The result loaded from the record's prebuilt form, or ``_NOT_LOADED`` when
+        the form is of another tag or does not load (the caller then builds it)."""
+        form = record.prebuilt or {}
+        ref = form.get("ref")
+        if form.get("tag") != prebuilt.tag or not isinstance(ref, str):
+            return _NOT_LOADED
+        try:
+            data = self._run.journal.blob(ref, step=step_label(record))
+            tree = json.loads(data)
+        except RecorderError as error:
+            self._attempt.stats.failed += 1
+            self._event("failed", ErrorInfo.from_exception(error, redact=self._attempt.secrets()))
+            raise
+        except ValueError:  # hash-checked, so written that way: build from the result
+            return _NOT_LOADED
+        try:
+            built = prebuilt.load(tree)
+        except ValueError:
+            return _NOT_LOADED
+        if cache is not None and record.result_ref is not None:
+            cache.put_form(record.result_ref, tree, len(data), prebuilt.load)
+        return built
+
     def _count_replay(self, record: StepRecord) -> None:
         stats = self._attempt.stats
         stats.replayed += 1
@@ -220,9 +292,12 @@ class Call:
         *,
         meta: dict[str, Any] | None = None,
         blobs: dict[str, bytes] | None = None,
+        prebuilt: Prebuilt | None = None,
     ) -> None:
         """Record the live result (written through before this returns). ``meta`` adds
         trace fields; ``blobs`` (hash -> bytes) are stored with the step, atomically.
+        With ``prebuilt``, the form of the object a replay builds is recorded too (see
+        :class:`Prebuilt`; only for a result that needs no decoding).
 
         Raises NotSerializableError, writing nothing, if the result has no JSON form.
         """
@@ -233,7 +308,7 @@ class Call:
             self._attempt.stats.failed += 1
             self._event("failed", ErrorInfo.from_exception(error, redact=self._attempt.secrets()))
             raise
-        self._write(encoded, blobs, None, meta)
+        self._write(encoded, blobs, None, meta, prebuilt)
 
     def fail(
         self,
@@ -297,12 +372,13 @@ class Call:
         blobs: dict[str, bytes],
         error: ErrorInfo | None,
         meta: dict[str, Any] | None,
+        prebuilt: Prebuilt | None = None,
     ) -> StepRecord:
         run, att = self._run, self._attempt
         duration = time.perf_counter() - self._t0
         if meta:
             self.meta = {**self.meta, **meta}
-        result, result_ref, plain = encoded, None, False
+        result, result_ref, plain, form = encoded, None, False, None
         if error is None:
             text = dumps(encoded).encode()
             # A tag is a key starting with "$"; its absence means decoding is a no-op.
@@ -310,6 +386,8 @@ class Call:
             if len(text) > _INLINE_LIMIT:
                 result, result_ref = None, hash_bytes(text)
                 blobs[result_ref] = text
+            if prebuilt is not None and plain:
+                form = _prebuild(prebuilt, text, blobs)
         request = self.request
         if run.redact is not None:  # the key stays that of the real request
             request = canonical(
@@ -334,6 +412,7 @@ class Call:
             meta=self.meta,
             blobs=tuple(blobs),
             plain=plain,
+            prebuilt=form,
         )
         faults.reach("before_write")
         run.journal.put_step(run.run_id, record, blobs, deletes=self.clears)

@@ -3,10 +3,11 @@
 A replayed LLM call returns a litellm ``ModelResponse`` rebuilt from its recorded JSON;
 that rebuild (pydantic validation of every nested model) costs more than the rest of a
 replay together. A large result is a content-addressed blob, so one hash always builds
-the same object: a :class:`ResultCache` keeps the object built for each recent hash and
-hands out copies of it, so a step replayed again in the same process (a cell re-run in
-the same kernel, a test replaying a fixture run) skips the read, the decoding and the
-validation. Nothing here is ever written anywhere.
+the same object: a :class:`ResultCache` keeps, for each recent hash, either the object
+built from it (and hands out copies) or the prebuilt form it was loaded from (and makes
+each replay its object from that form, see :class:`recorder.call.Prebuilt`), so a step
+replayed again in the same process (a cell re-run in the same kernel, a test replaying
+a fixture run) skips the read and the decoding. Nothing here is ever written anywhere.
 
 The cache is bounded by the recorded size of what it holds (least recently used first
 out) and never changes what a replay returns: a copy of an object equal to the one the
@@ -63,7 +64,7 @@ class ResultCache(Generic[T]):
     def __init__(self, copy: Callable[[T], T], *, max_bytes: int | None = None) -> None:
         self._copy = copy
         self.max_bytes = default_max_bytes() if max_bytes is None else max_bytes
-        self._entries: OrderedDict[str, tuple[T, int]] = OrderedDict()
+        self._entries: OrderedDict[str, tuple[Any, int, Callable[[Any], T]]] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
         self.hits = 0
@@ -77,21 +78,30 @@ class ResultCache(Generic[T]):
                 return None
             self._entries.move_to_end(ref)
             self.hits += 1
-        return self._copy(entry[0])
+        source, _, make = entry
+        return make(source)
 
     def put(self, ref: str, value: T, size: int) -> None:
         """Keep a private copy of ``value``, built from ``size`` recorded bytes."""
-        if size > self.max_bytes:
-            return
-        kept = self._copy(value)
+        if size <= self.max_bytes:
+            self._keep(ref, self._copy(value), size, self._copy)
+
+    def put_form(self, ref: str, form: Any, size: int, make: Callable[[Any], T]) -> None:
+        """Keep ``form`` itself (``size`` recorded bytes; nobody else may hold it): a
+        later :meth:`get` returns ``make(form)``, which must be a new object sharing
+        nothing mutable with ``form`` (see :class:`recorder.call.Prebuilt`)."""
+        if size <= self.max_bytes:
+            self._keep(ref, form, size, make)
+
+    def _keep(self, ref: str, source: Any, size: int, make: Callable[[Any], T]) -> None:
         with self._lock:
             old = self._entries.pop(ref, None)
             if old is not None:
                 self._bytes -= old[1]
-            self._entries[ref] = (kept, size)
+            self._entries[ref] = (source, size, make)
             self._bytes += size
             while self._bytes > self.max_bytes:
-                _, (_, dropped) = self._entries.popitem(last=False)
+                _, (_, dropped, _) = self._entries.popitem(last=False)
                 self._bytes -= dropped
 
     def clear(self) -> None:

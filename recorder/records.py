@@ -153,6 +153,11 @@ class StepRecord:
     blobs: tuple[str, ...] = ()
     plain: bool = False
     """The encoded result has no ``$`` tag: a replay can skip decoding it."""
+    prebuilt: dict[str, str] | None = None
+    """``{"tag": ..., "ref": ...}``: a blob holding a JSON form of the object a replay
+    builds from the result, which an integration loads faster than it builds (see
+    :class:`recorder.call.Prebuilt`). Derived from the result; a reader that does not
+    know the tag ignores it."""
     format: int = RECORD_FORMAT
 
     @property

@@ -25,9 +25,11 @@ import litellm
 from litellm.types.utils import ModelResponse, ModelResponseStream
 from pydantic import BaseModel
 
+from ..call import Prebuilt
 from ..memo import ResultCache
 from ..retry import Retry, acall_with_retry, as_retry, call_with_retry
 from ..runtime import Call, Run, current_run
+from .modelstate import StateError, dump_state, load_state, state_form
 
 __all__ = ["NOT_KEYED", "copy_response", "install", "is_installed", "recorded_acompletion",
            "recorded_completion", "request_of", "responses", "uninstall"]  # fmt: skip
@@ -156,6 +158,23 @@ def _rebuilt(doc: Any) -> ModelResponse:
     return response
 
 
+def _dump_response(doc: Any) -> Any:
+    """The state of the response a replay rebuilds from ``doc`` (raises ValueError if
+    it has none: the replay then validates)."""
+    try:
+        response = _rebuilt(doc)
+    except Exception as error:  # a replay of this record would raise it, not us now
+        raise StateError(f"the recorded response does not rebuild: {error!r}") from error
+    return dump_state(response)
+
+
+def _load_response(tree: Any) -> ModelResponse:
+    response = load_state(tree)
+    if type(response) is not ModelResponse:
+        raise StateError(f"the state tree holds a {type(response).__name__}, not a response")
+    return response
+
+
 _ATOMS = frozenset({str, int, float, bool, type(None)})
 _setattr = object.__setattr__
 
@@ -198,10 +217,14 @@ responses: ResultCache[ModelResponse] = ResultCache(copy_response)
 """Replayed responses built in this process (see :mod:`recorder.memo`)."""
 
 
+def _prebuilt() -> Prebuilt:
+    return Prebuilt(state_form(), _dump_response, _load_response)
+
+
 def _replayed(call: Call, stream: bool) -> Any:
     if stream:
         return ReplayedStream(call.replay())
-    return call.replay(_rebuilt, responses)
+    return call.replay(_rebuilt, responses, _prebuilt())
 
 
 def _prepare(
@@ -217,7 +240,7 @@ def _prepare(
 def _finish(call: Call, response: Any, stream: bool) -> Any:
     if stream:
         return RecordingStream(response, call)
-    call.commit(_document(response), meta=_usage_meta(response))
+    call.commit(_document(response), meta=_usage_meta(response), prebuilt=_prebuilt())
     return response
 
 

@@ -29,6 +29,7 @@ import pytest
 import recorder
 from fixtures.llm_server import LLMServer
 from recorder.history import TRACE_COLUMNS
+from recorder.integrations import litellm as adapter
 from recorder.journal import Journal
 from recorder.records import StepRecord
 from recorder.store import DiskStore
@@ -361,15 +362,26 @@ def test_verify_a_good_store(recorded: Recorded) -> None:
 
 
 @pytest.mark.parametrize("damage", ["overwrite", "delete"])
+@pytest.mark.parametrize("blob", ["prebuilt", "result"])
 def test_a_damaged_blob_is_reported_and_never_replayed_live(
-    recorded: Recorded, llm: dict[str, Any], llm_server: LLMServer, damage: str
+    recorded: Recorded,
+    llm: dict[str, Any],
+    llm_server: LLMServer,
+    monkeypatch: pytest.MonkeyPatch,
+    damage: str,
+    blob: str,
 ) -> None:
     """After one blob is overwritten or deleted, ``verify`` exits 1 naming the run, the
     step and the blob; a replay raises DamagedRecordError naming the step and sends no
-    request to the model."""
+    request to the model. (A replay reads an LLM call's prebuilt response, not the
+    recorded JSON it was built from: with ``blob="result"``, the JSON is made unusable
+    for this process by giving the prebuilt form another library version's tag.)"""
     step = first_llm_step(recorded.directory, recorded.triage)
-    assert step.result_ref is not None
-    key = "blob/" + step.result_ref
+    assert step.result_ref is not None and step.prebuilt is not None
+    ref = step.prebuilt["ref"] if blob == "prebuilt" else step.result_ref
+    if blob == "result":
+        monkeypatch.setattr(adapter, "state_form", lambda: "another litellm")
+    key = "blob/" + ref
     store = DiskStore(recorded.directory)
     try:
         if damage == "overwrite":
@@ -382,7 +394,7 @@ def test_a_damaged_blob_is_reported_and_never_replayed_live(
     proc = cli("verify", store=recorded.directory)
     assert proc.returncode == 1
     label = f"{recorded.triage} step #1 (llm '{MODEL}', attempt 1)"
-    assert f"DAMAGED {label}: a blob it needs is missing or damaged ({step.result_ref})" in (
+    assert f"DAMAGED {label}: a blob it needs is missing or damaged ({ref})" in (
         proc.stdout.splitlines()
     )
     *damaged, summary = proc.stdout.splitlines()

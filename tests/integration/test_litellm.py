@@ -15,6 +15,8 @@ import pytest
 import recorder
 from fixtures.llm_server import LLMServer
 from recorder.integrations import litellm as adapter
+from recorder.integrations.modelstate import StateError
+from tests.modelstructure import structure
 
 pytestmark = pytest.mark.integration
 
@@ -396,24 +398,6 @@ def test_litellm_imported_inside_the_run_is_recorded(tmp_path: Path, llm_server:
     assert llm_server.requests == 1
 
 
-def _structure(value: Any) -> Any:
-    """Every model's type, fields, set fields, extra and private attributes, as plain
-    data: two responses with equal structures are indistinguishable to user code."""
-    if isinstance(value, list):
-        return [_structure(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _structure(v) for k, v in value.items()}
-    if hasattr(value, "__pydantic_fields_set__"):
-        return {
-            "type": type(value).__qualname__,
-            "dict": _structure(value.__dict__),
-            "set": sorted(value.__pydantic_fields_set__),
-            "extra": _structure(value.__pydantic_extra__),
-            "private": _structure(value.__pydantic_private__),
-        }
-    return value
-
-
 def test_a_response_replayed_again_in_one_process_is_a_fresh_equal_copy(
     store_dir: Path, llm: dict[str, Any]
 ) -> None:
@@ -436,7 +420,7 @@ def test_a_response_replayed_again_in_one_process_is_a_fresh_equal_copy(
         attempt()
         adapter.responses.clear()
         cold = attempt()  # built from the record, and kept
-        expected = [_structure(r) for r in cold]
+        expected = [structure(r) for r in cold]
         hits = adapter.responses.hits
         warm = attempt()  # copies of what the cold replay built
         assert adapter.responses.hits == hits + 2
@@ -444,7 +428,7 @@ def test_a_response_replayed_again_in_one_process_is_a_fresh_equal_copy(
     for a, b in zip(cold, warm, strict=True):
         assert type(b) is litellm.ModelResponse
         assert b == a and b.model_dump() == a.model_dump()
-        assert _structure(b) == _structure(a)
+        assert structure(b) == structure(a)
         assert b._hidden_params["recorder_replayed"] is True
     # Each replay owns its response: changing one changes no later replay.
     message = warm[0].choices[0].message
@@ -455,5 +439,80 @@ def test_a_response_replayed_again_in_one_process_is_a_fresh_equal_copy(
     warm[0]._hidden_params["mine"] = True
     with server:
         again = attempt()
-    assert [_structure(r) for r in again] == expected
-    assert [_structure(r) for r in cold] == expected
+    assert [structure(r) for r in again] == expected
+    assert [structure(r) for r in cold] == expected
+
+
+def test_a_replay_loads_the_prebuilt_response_and_equals_a_validated_one(
+    store_dir: Path, llm: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A recorded call keeps the state of the response a replay builds. A replay in a
+    process that has built nothing loads it with no validation; under another library
+    version (another form tag), or when the form does not load, it validates the
+    recorded JSON instead. All three give the same response."""
+    server = LLMServer(
+        policy=[
+            {"content": "thinking", "tool_calls": [{"name": "click", "arguments": {"n": 1}}]},
+            {"content": "done"},
+        ]
+    )
+    asked = [MESSAGES, [{"role": "user", "content": "and then?"}]]
+    built: list[Any] = []
+    validate = adapter._rebuilt
+
+    def counted(doc: Any) -> Any:
+        built.append(doc)
+        return validate(doc)
+
+    monkeypatch.setattr(adapter, "_rebuilt", counted)
+    with server:
+        kwargs = {**llm, "api_base": server.base_url}
+
+        def attempt() -> list[Any]:
+            adapter.responses.clear()  # as in a new process
+            with recorder.run("prebuilt", store=store_dir) as run:
+                got = [litellm.completion(messages=m, tools=TOOLS, **kwargs) for m in asked]
+            assert run.stats.replayed in (0, 2)
+            return got
+
+        live = attempt()
+        assert len(built) == 2  # the state is that of the rebuilt response, not the live one
+        records = step_records_of(store_dir, "prebuilt")
+        assert all(r.prebuilt and r.prebuilt["tag"] == adapter.state_form() for r in records)
+        assert all(r.prebuilt["ref"] in r.blobs for r in records if r.prebuilt)
+        built.clear()
+        loaded = attempt()
+        assert built == []  # nothing validated
+        monkeypatch.setattr(adapter, "state_form", lambda: "pydantic-state/1;litellm=other")
+        other_version = attempt()
+        assert len(built) == 2
+        monkeypatch.undo()
+        monkeypatch.setattr(adapter, "_rebuilt", counted)
+
+        def refuse(tree: Any) -> Any:
+            raise StateError("not loadable here")
+
+        monkeypatch.setattr(adapter, "_load_response", refuse)
+        built.clear()
+        not_loadable = attempt()
+        assert len(built) == 2
+        assert server.requests == 2
+    assert [r.choices[0].message.content for r in live] == ["thinking", "done"]
+    for replays in zip(loaded, other_version, not_loadable, strict=True):
+        # Equal down to the order of every dict's keys (iteration order shows).
+        assert len({repr(structure(r)) for r in replays}) == 1
+        assert replays[0]._hidden_params["recorder_replayed"] is True
+    assert loaded[0].choices[0].message.tool_calls[0].function.name == "click"
+
+
+def step_records_of(store_dir: Path, name: str) -> list[Any]:
+    from recorder.journal import Journal
+    from recorder.store import DiskStore
+
+    store = DiskStore(store_dir)
+    try:
+        journal = Journal(store)
+        (run,) = journal.list_runs(name)
+        return journal.steps(run.run_id)
+    finally:
+        store.close()

@@ -26,6 +26,18 @@ def test_hands_out_copies_and_keeps_its_own() -> None:
     assert cache.hits == 2
 
 
+def test_a_kept_form_is_made_anew_by_its_own_maker_for_each_get() -> None:
+    cache: ResultCache[list[int]] = ResultCache(list, max_bytes=100)
+    form = (1, 2)  # what a prebuilt blob decodes to; the cache keeps this very object
+    cache.put_form("sha256:f", form, size=60, make=lambda f: [*f, 0])
+    first, second = cache.get("sha256:f"), cache.get("sha256:f")
+    assert first == second == [1, 2, 0] and first is not second
+    cache.put("sha256:o", [7], size=50)  # forms and built objects share one bound
+    assert cache.get("sha256:f") is None and cache.get("sha256:o") == [7]
+    cache.put_form("sha256:big", form, size=101, make=list)
+    assert cache.get("sha256:big") is None
+
+
 def test_bounded_by_recorded_size_least_recently_used_first() -> None:
     cache: ResultCache[dict[str, int]] = ResultCache(copy.deepcopy, max_bytes=100)
     for name in "abc":
