@@ -87,6 +87,10 @@ def is_tagged_hash(value: object) -> bool:
     return True
 
 
+_SAME = frozenset({str, bool, int, type(None)})
+"""Types whose values are their own canonical form (floats are not: ``1.0`` is ``1``)."""
+
+
 def canonical(value: Any, *, where: str = "value") -> Any:
     """Return the plain JSON structure (dict/list/str/int/float/bool/None) that stands
     for ``value`` in a key. ``where`` names the value in error messages."""
@@ -102,10 +106,14 @@ def canonical(value: Any, *, where: str = "value") -> Any:
                     f"{where} has a key {k!r} of type {type(k).__name__}; "
                     "keys must be strings to be recorded."
                 )
-            out[k] = canonical(v, where=f"{where}[{k!r}]")
+            # An atom is its own canonical form: no call, no ``where`` to format.
+            out[k] = v if type(v) in _SAME else canonical(v, where=f"{where}[{k!r}]")
         return out
     if kind is list or kind is tuple:
-        return [canonical(v, where=f"{where}[{i}]") for i, v in enumerate(value)]
+        return [
+            v if type(v) in _SAME else canonical(v, where=f"{where}[{i}]")
+            for i, v in enumerate(value)
+        ]
     if kind is float:
         return _canonical_float(value)
     return _canonical_other(value, where)
