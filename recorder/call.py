@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import json
 import sys
 import threading
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import faults, values
 from .errors import RecordedStepError, RecorderError
-from .journal import step_label
+from .journal import Journal, step_label
 from .keys import canonical, dumps, hash_bytes
 from .memo import ResultCache
 from .records import AttemptRecord, ErrorInfo, StepRecord, TraceEvent
@@ -30,7 +31,8 @@ if TYPE_CHECKING:
     from .locks import RunLock
     from .runtime import Run
 
-__all__ = ["Attempt", "Call", "Prebuilt", "RunStats", "in_live_step", "rebuild_exception"]
+__all__ = ["UNBUILT_MAX_BYTES", "Attempt", "Call", "Prebuilt", "RunStats", "in_live_step",
+           "rebuild_exception", "write_prebuilt"]  # fmt: skip
 
 _in_step: ContextVar[bool] = ContextVar("recorder_in_step", default=False)
 
@@ -41,6 +43,9 @@ def in_live_step() -> bool:
     return _in_step.get()
 
 
+UNBUILT_MAX_BYTES = 64 * 1024 * 1024
+"""Result JSON an attempt keeps in memory for the prebuilt forms it writes at its end;
+steps past it get their form the next time they are replayed."""
 _INLINE_LIMIT = 512
 """Encoded results up to this many bytes live inside the step record, larger ones in a
 content-addressed blob (so identical responses are stored once)."""
@@ -51,10 +56,14 @@ class Prebuilt:
     """A faster way from a record to the object a replay builds than decoding the
     result and calling ``build`` on it (:meth:`Call.replay`).
 
-    When a live result is committed with a ``Prebuilt``, ``dump`` is given the result
-    exactly as a replay decodes it and returns a JSON form of the object ``build`` makes
-    from it; that form is kept in a blob of its own, tagged ``tag``. A replay given a
-    ``Prebuilt`` of the same tag makes the object with ``load(form)`` instead.
+    A result committed live with a ``Prebuilt``, or replayed through ``build`` because
+    its record has no form of this tag, gets one when the attempt ends: ``dump`` is given
+    the result exactly as a replay decodes it and returns a JSON form of the object
+    ``build`` makes from it; the form is kept in a blob of its own, tagged ``tag``, and
+    the step record is rewritten to name it. (At the end, not at once: the work, about
+    0.1 ms for an LLM response, stays out of the live call's latency. An attempt killed
+    before its end leaves no forms, and its steps replay through ``build`` once.) A
+    replay given a ``Prebuilt`` of the record's tag makes the object with ``load(form)``.
 
     ``tag`` names the form and whatever decides what ``build`` makes (library
     versions): a record of another tag replays through ``build``. ``load`` must return
@@ -118,24 +127,61 @@ class Attempt:
     lock: threading.Lock = field(default_factory=threading.Lock)
     view: View | None = None
     """The live view (notebook widget, terminal line) of this attempt, if any."""
+    unbuilt: list[Unbuilt] = field(default_factory=list)
+    """Steps whose prebuilt form is written when the attempt ends: each record, its
+    result's JSON and how to build the form (see :class:`Prebuilt`)."""
+    unbuilt_bytes: int = 0
+
+    def add_unbuilt(self, record: StepRecord, text: bytes, prebuilt: Prebuilt) -> None:
+        """Give ``record`` a prebuilt form when the attempt ends (unless the attempt
+        already holds :data:`UNBUILT_MAX_BYTES` of results waiting for one)."""
+        with self.lock:
+            if self.unbuilt_bytes + len(text) <= UNBUILT_MAX_BYTES:
+                self.unbuilt.append((record, text, prebuilt))
+                self.unbuilt_bytes += len(text)
+
     context_token: Token[Run | None] | None = None
 
 
 _NOT_LOADED: Any = object()
 
 
-def _prebuild(prebuilt: Prebuilt, text: bytes, blobs: dict[str, bytes]) -> dict[str, str] | None:
-    """The record's ``prebuilt`` entry, its form added to ``blobs``; None if there is
-    no form. ``dump`` gets the result decoded from ``text``, as a replay gets it (the
-    same key order, the same numbers)."""
+Unbuilt = tuple[StepRecord, bytes, "Prebuilt"]
+"""A step waiting for its prebuilt form: its record, its result's JSON, the form's maker."""
+
+
+def write_prebuilt(journal: Journal, run_id: str, unbuilt: list[Unbuilt]) -> int:
+    """Give each step its prebuilt form (replacing a form of another tag) in one write;
+    return how many got one. A result ``dump`` refuses keeps no form."""
+    steps: list[StepRecord] = []
+    blobs: dict[str, bytes] = {}
+    for record, text, prebuilt in unbuilt:
+        data = _form_of(journal, record, text, prebuilt)
+        if data is None:
+            continue
+        ref = hash_bytes(data)
+        blobs[ref] = data
+        old = (record.prebuilt or {}).get("ref")
+        kept = tuple(b for b in record.blobs if b != old and b != ref)
+        entry = {"tag": prebuilt.tag, "ref": ref}
+        steps.append(dataclasses.replace(record, prebuilt=entry, blobs=(*kept, ref)))
+    journal.put_steps(run_id, steps, blobs)
+    return len(steps)
+
+
+def _form_of(journal: Journal, record: StepRecord, text: bytes, prebuilt: Prebuilt) -> bytes | None:
+    """The JSON of the form of ``record``'s result, made from the result decoded from
+    its recorded ``text`` as a replay decodes it (the same key order, the same numbers);
+    None if there is none."""
+    label = step_label(record)
     try:
-        form = prebuilt.dump(json.loads(text))
-        data = json.dumps(form, separators=(",", ":"), allow_nan=False).encode()
-    except ValueError:
+        decoded = json.loads(text)
+        if not record.plain:
+            decoded = values.decode(decoded, lambda ref: journal.blob(ref, step=label))
+        form = prebuilt.dump(decoded)
+        return json.dumps(form, separators=(",", ":"), allow_nan=False).encode()
+    except (ValueError, RecorderError):  # no form, or a blob gone since: replays build it
         return None
-    ref = hash_bytes(data)
-    blobs[ref] = data
-    return {"tag": prebuilt.tag, "ref": ref}
 
 
 class Call:
@@ -228,7 +274,7 @@ class Call:
             if found is not _NOT_LOADED:
                 self._count_replay(record)
                 return found
-        size = 0
+        size, data = 0, b""
         try:
             if ref is not None:
                 data = journal.blob(ref, step=label)
@@ -243,6 +289,9 @@ class Call:
             self._event("failed", ErrorInfo.from_exception(error, redact=self._attempt.secrets()))
             raise
         if build is not None:
+            if prebuilt is not None:
+                text = data if ref is not None else dumps(record.result).encode()
+                self._attempt.add_unbuilt(record, text, prebuilt)
             encoded = build(encoded)
             if cache is not None and ref is not None:
                 cache.put(ref, encoded, size)
@@ -378,7 +427,7 @@ class Call:
         duration = time.perf_counter() - self._t0
         if meta:
             self.meta = {**self.meta, **meta}
-        result, result_ref, plain, form = encoded, None, False, None
+        result, result_ref, plain, text = encoded, None, False, b""
         if error is None:
             text = dumps(encoded).encode()
             # A tag is a key starting with "$"; its absence means decoding is a no-op.
@@ -386,8 +435,7 @@ class Call:
             if len(text) > _INLINE_LIMIT:
                 result, result_ref = None, hash_bytes(text)
                 blobs[result_ref] = text
-            if prebuilt is not None and plain:
-                form = _prebuild(prebuilt, text, blobs)
+
         request = self.request
         if run.redact is not None:  # the key stays that of the real request
             request = canonical(
@@ -412,11 +460,12 @@ class Call:
             meta=self.meta,
             blobs=tuple(blobs),
             plain=plain,
-            prebuilt=form,
         )
         faults.reach("before_write")
         run.journal.put_step(run.run_id, record, blobs, deletes=self.clears)
         faults.reach("after_write")
+        if prebuilt is not None and error is None:
+            att.add_unbuilt(record, text, prebuilt)
         if error is None:
             att.stats.live += 1
         else:

@@ -233,6 +233,17 @@ class Journal:
         with self._lock:
             self._known_blobs.update(blobs)
 
+    def put_steps(self, run_id: str, steps: list[StepRecord], blobs: Mapping[str, bytes]) -> None:
+        """Write (or rewrite) ``steps`` of ``run_id`` and the new ``blobs`` in one write."""
+        if not steps:
+            return
+        puts = {_step_key(run_id, step): records.dump(step) for step in steps}
+        with self._lock:
+            new = {"blob/" + r: d for r, d in blobs.items() if r not in self._known_blobs}
+        self.store.write(puts, adds=new)
+        with self._lock:
+            self._known_blobs.update(blobs)
+
     def copy_steps(self, run_id: str, steps: list[StepRecord]) -> None:
         """Write ``steps`` (another run's records; their blobs are already in this
         store) as generation 0 of ``run_id``, in one write."""

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import effects, faults, memo, waits
 from .autoinstall import install_integrations
-from .call import Attempt, Call, RunStats, in_live_step
+from .call import Attempt, Call, RunStats, in_live_step, write_prebuilt
 from .differences import mismatch
 from .display import make_view
 from .effects import OnAmbiguous
@@ -349,6 +349,7 @@ class Run:
             with att.lock:
                 trace = sorted(att.events, key=lambda e: e.seq)
             journal.put_attempt(self.run_id, att.record, trace)
+            self._write_prebuilt(att)
         finally:
             att.run_lock.release()
             with _active_lock:
@@ -359,6 +360,24 @@ class Run:
                 except ValueError:  # exited in another context than entered
                     _current.set(None)
             self._last, self._attempt = att, None
+
+    def _write_prebuilt(self, att: Attempt) -> None:
+        """The prebuilt forms of this attempt's steps (see :class:`~recorder.call.
+        Prebuilt`): derived data, so a store that refuses the write (full, over its
+        limit) leaves those steps to replay the slower way, with a warning."""
+        if not att.unbuilt:
+            return
+        try:
+            write_prebuilt(self.journal, self.run_id, att.unbuilt)
+        except RecorderError as error:
+            warnings.warn(
+                f"recorder: the prebuilt forms of {len(att.unbuilt)} step(s) of "
+                f"{self.run_id} were not written ({error}); they replay by rebuilding "
+                "their results instead.",
+                stacklevel=4,
+            )
+        finally:
+            att.unbuilt.clear()
 
     def _retract_fatal_step(self, att: Attempt, exc: BaseException) -> None:
         """A recorded step error that ended the attempt is retracted: the next attempt

@@ -446,10 +446,11 @@ def test_a_response_replayed_again_in_one_process_is_a_fresh_equal_copy(
 def test_a_replay_loads_the_prebuilt_response_and_equals_a_validated_one(
     store_dir: Path, llm: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A recorded call keeps the state of the response a replay builds. A replay in a
-    process that has built nothing loads it with no validation; under another library
-    version (another form tag), or when the form does not load, it validates the
-    recorded JSON instead. All three give the same response."""
+    """A recorded call gets the state of the response a replay builds, written when the
+    attempt ends. A replay in a process that has built nothing loads it with no
+    validation; under another library version (another form tag), or when the form does
+    not load, it validates the recorded JSON instead, and leaves a form of its own tag
+    for the next replay. All give the same response."""
     server = LLMServer(
         policy=[
             {"content": "thinking", "tool_calls": [{"name": "click", "arguments": {"n": 1}}]},
@@ -485,9 +486,20 @@ def test_a_replay_loads_the_prebuilt_response_and_equals_a_validated_one(
         assert built == []  # nothing validated
         monkeypatch.setattr(adapter, "state_form", lambda: "pydantic-state/1;litellm=other")
         other_version = attempt()
-        assert len(built) == 2
+        assert len(built) == 4  # each replay, then each form at the attempt's end
+        records = step_records_of(store_dir, "prebuilt")
+        assert [r.prebuilt["tag"] for r in records if r.prebuilt] == [adapter.state_form()] * 2
         monkeypatch.undo()
         monkeypatch.setattr(adapter, "_rebuilt", counted)
+        built.clear()
+        attempt()  # back on this version: rebuilt once more, and its forms rewritten
+        assert len(built) == 4
+        built.clear()
+        assert len({str(structure(r)) for r in attempt()}) == 2 and built == []
+        after = step_records_of(store_dir, "prebuilt")
+        assert {r.prebuilt["ref"] for r in after if r.prebuilt} == {
+            r.prebuilt["ref"] for r in records if r.prebuilt
+        }  # the same state as before: the forms are content-addressed
 
         def refuse(tree: Any) -> Any:
             raise StateError("not loadable here")
@@ -495,7 +507,7 @@ def test_a_replay_loads_the_prebuilt_response_and_equals_a_validated_one(
         monkeypatch.setattr(adapter, "_load_response", refuse)
         built.clear()
         not_loadable = attempt()
-        assert len(built) == 2
+        assert len(built) == 4
         assert server.requests == 2
     assert [r.choices[0].message.content for r in live] == ["thinking", "done"]
     for replays in zip(loaded, other_version, not_loadable, strict=True):
