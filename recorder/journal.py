@@ -225,22 +225,25 @@ class Journal:
     ) -> None:
         """Write a finished step and every blob it needs in one atomic write (which also
         removes ``deletes``: an effect's intent marker goes with its record's arrival)."""
-        with self._lock:
-            new = {"blob/" + r: d for r, d in blobs.items() if r not in self._known_blobs}
-        self.store.write(
-            {_step_key(run_id, step): records.dump(step)}, adds=new, deletes=deletes, sync=sync
-        )
-        with self._lock:
-            self._known_blobs.update(blobs)
+        self.put_steps(run_id, [step], blobs, deletes=deletes, sync=sync)
 
-    def put_steps(self, run_id: str, steps: list[StepRecord], blobs: Mapping[str, bytes]) -> None:
-        """Write (or rewrite) ``steps`` of ``run_id`` and the new ``blobs`` in one write."""
+    def put_steps(
+        self,
+        run_id: str,
+        steps: list[StepRecord],
+        blobs: Mapping[str, bytes],
+        *,
+        deletes: tuple[str, ...] = (),
+        sync: bool = False,
+    ) -> None:
+        """Write (or rewrite) ``steps`` of ``run_id`` and the new ``blobs`` in one
+        atomic write, removing ``deletes``."""
         if not steps:
             return
         puts = {_step_key(run_id, step): records.dump(step) for step in steps}
         with self._lock:
             new = {"blob/" + r: d for r, d in blobs.items() if r not in self._known_blobs}
-        self.store.write(puts, adds=new)
+        self.store.write(puts, adds=new, deletes=deletes, sync=sync)
         with self._lock:
             self._known_blobs.update(blobs)
 

@@ -31,7 +31,9 @@ row says otherwise):
   ``recording overhead (paired)`` the median of the per-pair differences. The
   ``(main-thread CPU)`` rows time the same calls with ``time.thread_time_ns``: the CPU the
   calling thread spent, without the waits for the network or for the GIL (the fixture
-  server and litellm's logging worker are threads of this process).
+  server and litellm's logging worker are threads of this process). ``leaving a
+  recording run`` times the exit after each recorded call, where the response's prebuilt
+  form is made and written (see ``docs/storage.md``), outside the call's latency.
 - ``scale N``: a full replay pass (enter, N calls, exit) of a recorded run of N calls,
   divided by N (median over passes); the note gives the pass's time spent entering and
   leaving the run (loading the step records, writing the trace).
@@ -40,8 +42,9 @@ row says otherwise):
 - Warm and cold: every timed pass in this process follows a warm-up pass, so the
   responses it replays were already built once here, and a replay hands out a copy of
   the built object (``recorder.memo``; the same happens when a cell is re-run in the
-  same kernel). The fresh-process row is the cost with nothing built: blob read, hash
-  check, ``json.loads`` and ``ModelResponse(**...)`` for every call.
+  same kernel). The fresh-process row is the cost with nothing built: for every call,
+  the read and hash check of the response's prebuilt form (written when the recording
+  attempt ended), ``json.loads`` and making the ``ModelResponse`` from that form.
 - ``import``: ``python -c "import recorder"`` in a fresh process, minus ``python -c pass``.
 
 The second table lists the targets: each ratio or time, its limit and PASS/FAIL. The
@@ -448,11 +451,15 @@ def bench_live(bench: Bench) -> None:
             bench.completion("live", i)
             return wall_clock() - t0, cpu_clock() - c0
 
+        exits: list[int] = []
+
         def timed_recorded(i: int) -> tuple[int, int]:
             with recorder.run(f"bench-live-{i}", store=store) as run:
                 t0, c0 = wall_clock(), cpu_clock()
                 bench.completion("live", i)
                 elapsed = wall_clock() - t0, cpu_clock() - c0
+                leaving = wall_clock()
+            exits.append(wall_clock() - leaving)
             check(run.stats.live == 1, "a recorded live call was not live")
             return elapsed
 
@@ -471,6 +478,8 @@ def bench_live(bench: Bench) -> None:
     results = bench.results
     results.add(row("live_plain", wall[0], f"{pairs} pairs"))
     results.add(row("live_recorded", wall[1], "inside a fresh run; enter/exit not timed"))
+    note = "after one live call: attempt record, trace, the response's prebuilt form, unlock"
+    results.add(row("leaving a recording run", exits[warmup:], note))
     overhead = median_us(wall[1]) - median_us(wall[0])
     results.rows.append(Row("recording overhead", overhead, None, pairs, "median - median"))
     results.numbers["recording overhead"] = overhead

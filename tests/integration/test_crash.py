@@ -15,6 +15,10 @@ import pytest
 import recorder
 from fixtures.llm_server import LLMServer
 from recorder import Outcome
+from recorder.integrations.modelstate import state_form
+from recorder.journal import Journal
+from recorder.records import StepRecord
+from recorder.store import DiskStore
 
 pytestmark = pytest.mark.integration
 
@@ -73,6 +77,9 @@ def test_sigkill_mid_run_then_resume(tmp_path: Path) -> None:
         assert child.returncode == -signal.SIGKILL
         live_before = server.requests
         assert kill_after <= live_before <= kill_after + 1
+        # Prebuilt responses are written when an attempt ends: the killed one left none.
+        recorded = _llm_records(store)
+        assert len(recorded) >= kill_after and all(r.prebuilt is None for r in recorded)
 
         resumed = subprocess.run(
             _agent(tmp_path, server, store, steps),
@@ -83,6 +90,10 @@ def test_sigkill_mid_run_then_resume(tmp_path: Path) -> None:
         )
         assert _result(resumed.stdout) == expected
         assert server.requests == live_before + steps - kill_after  # finished steps replayed
+        # The resumed attempt rebuilt the killed one's responses and left forms for all.
+        recorded = _llm_records(store)
+        assert len(recorded) == steps
+        assert {(r.prebuilt or {}).get("tag") for r in recorded} == {state_form()}
 
         again = subprocess.run(
             _agent(tmp_path, server, store, steps),
@@ -103,3 +114,18 @@ def test_sigkill_mid_run_then_resume(tmp_path: Path) -> None:
     assert second == ["replayed"] * (2 * kill_after) + ["live"] * (2 * (steps - kill_after))
     assert {r["status"] for r in rows if r["attempt"] == 3} == {"replayed"}
     assert recorder.store.DiskStore(store).integrity_check() == []
+    disk = DiskStore(store)
+    try:
+        assert Journal(disk).verify() == []  # the forms are blobs the records name
+    finally:
+        disk.close()
+
+
+def _llm_records(store: Path) -> list[StepRecord]:
+    disk = DiskStore(store)
+    try:
+        journal = Journal(disk)
+        (run,) = journal.list_runs("crashy")
+        return [s for s in journal.steps(run.run_id) if s.kind == "llm"]
+    finally:
+        disk.close()

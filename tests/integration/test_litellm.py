@@ -528,3 +528,30 @@ def step_records_of(store_dir: Path, name: str) -> list[Any]:
         return journal.steps(run.run_id)
     finally:
         store.close()
+
+
+def test_a_store_that_refuses_the_prebuilt_forms_warns_and_replays_anyway(
+    store_dir: Path, llm: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The forms are derived data: when their write at the attempt's end is refused
+    (here: the store's size limit), the attempt still completes, with a warning, and
+    the next replay rebuilds the responses from their JSON."""
+    from recorder.errors import QuotaExceededError
+    from recorder.journal import Journal
+
+    def refuse(self: Journal, *args: Any, **kwargs: Any) -> None:
+        raise QuotaExceededError("the store is at its size limit (test)")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Journal, "put_steps", refuse)
+        warned = pytest.warns(UserWarning, match=r"prebuilt forms of 1 step\(s\).*size limit")
+        with warned, recorder.run("refused", store=store_dir) as run:
+            live = litellm.completion(messages=MESSAGES, **llm)
+    assert run.stats.live == 1 and run.outcome == recorder.Outcome.COMPLETED
+    assert [r.prebuilt for r in step_records_of(store_dir, "refused")] == [None]
+    adapter.responses.clear()
+    with recorder.run("refused", store=store_dir) as run:
+        again = litellm.completion(messages=MESSAGES, **llm)
+    assert run.stats.replayed == 1 and again.id == live.id
+    assert again.choices[0].message.content == live.choices[0].message.content
+    assert [bool(r.prebuilt) for r in step_records_of(store_dir, "refused")] == [True]
