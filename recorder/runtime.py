@@ -15,22 +15,20 @@ from __future__ import annotations
 
 import html
 import inspect
-import os
 import random as _random
-import sys
 import threading
 import time
 import uuid as _uuid
 import warnings
 from collections.abc import Awaitable, Callable, Iterable
 from contextvars import ContextVar
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from . import effects, faults, memo, waits
+from . import effects, faults, waits
+from .attempts import call_closers, end_attempt, finish_later, start_attempt
 from .autoinstall import install_integrations
-from .call import Attempt, Call, RunStats, in_live_step, write_prebuilt
+from .call import Attempt, Call, RunStats, in_live_step
 from .differences import mismatch
 from .display import make_view
 from .effects import OnAmbiguous
@@ -43,16 +41,12 @@ from .errors import (
     RunLockedError,
     Suspended,
 )
-from .forking import copy_fork, fork_spec, fork_target
+from .forking import fork_spec
 from .journal import Journal
 from .keys import canonical, content_key, dumps, hash_bytes
-from .locks import HOST, RunLock, process_start
 from .options import BrowserResume, Mode, OnDivergence, Screenshots, validate_name
 from .records import (
-    AttemptRecord,
-    ErrorInfo,
     Outcome,
-    RunRecord,
 )
 from .retry import Retry, acall_with_retry, as_retry, call_with_retry
 from .store import Store, open_store
@@ -202,7 +196,7 @@ class Run:
                     f"run {self.run_id!r} is already open (attempt {self._attempt.record.number});"
                     " a run cannot be entered inside itself."
                 )
-            self._attempt = self._open()
+            self._attempt = start_attempt(self)
             try:
                 self._attempt.view = make_view(self.display, self.name, self._attempt.record.number)
             except Exception as error:  # showing progress never stops a run
@@ -218,7 +212,7 @@ class Run:
         if att is not None and self.saga and isinstance(exc, Exception) and att.compensations:
             effects.compensate(self, att)
         for pending in self._call_closers():
-            _finish_later(pending)
+            finish_later(pending)
         self._close(exc)
         return isinstance(exc, Suspended)
 
@@ -241,115 +235,15 @@ class Run:
         return isinstance(exc, Suspended)
 
     def _call_closers(self) -> list[Any]:
-        """Call the attempt's closers, newest first; return the awaitables they gave."""
-        att = self._attempt
-        if att is None:
-            return []
-        pending = []
-        for closer in reversed(att.closers):
-            try:
-                result = closer()
-            except Exception as error:  # never mask the body's own exception
-                warnings.warn(f"closing a resource of the run failed: {error}", stacklevel=3)
-                continue
-            if inspect.isawaitable(result):
-                pending.append(result)
-        att.closers.clear()
-        return pending
-
-    def add_closer(self, closer: Callable[[], Any]) -> None:
-        """Call ``closer`` when the current attempt ends, however it ends (in reverse
-        order of registration; an awaitable it returns is awaited by ``async with``)."""
-        self._require_open().closers.append(closer)
-
-    def _open(self) -> Attempt:
-        journal = self.journal
-        now = self._clock()
-        lock = RunLock(journal, self.run_id)
-        lock.acquire(now)
-        journal.forget_known_blobs()
-        memo.check_store(journal.store)
-        try:
-            record = journal.get_run(self.run_id)
-            if record is None:
-                forked = copy_fork(self, journal)
-                record = RunRecord(
-                    run_id=self.run_id,
-                    name=self.name,
-                    inputs_hash=self.inputs_hash,
-                    inputs=self._inputs_canonical,
-                    created_at=now,
-                    forked_from=forked,
-                )
-                journal.put_run(record)
-            elif self.fork_from is not None and record.forked_from != fork_target(self, journal):
-                was = record.forked_from
-                raise ConfigError(
-                    f"run {self.run_id!r} already exists"
-                    + (f", forked from {was['run']} at step {was['step']}" if was else "")
-                    + "; a fork needs a run of its own: give it another name or inputs."
-                )
-            last = journal.last_attempt(self.run_id)
-            if last is not None and last.outcome is Outcome.RUNNING:
-                journal.put_attempt(self.run_id, replace(last, outcome=Outcome.CRASHED))
-            if self.mode is Mode.RECORD:
-                record = replace(record, generation=record.generation + 1)
-                journal.put_run(record)
-            recorded = {s.ident: s for s in journal.steps(self.run_id, record.generation)}
-            intents = journal.intents(self.run_id, record.generation)
-            attempt = AttemptRecord(
-                number=(last.number if last else 0) + 1,
-                mode=self.mode.value,
-                generation=record.generation,
-                started_at=now,
-                pid=os.getpid(),
-                host=HOST,
-                process_start=process_start(os.getpid()),
-            )
-            journal.put_attempt(self.run_id, attempt)
-        except BaseException:
-            lock.release()
-            raise
-        return Attempt(record=attempt, recorded=recorded, run_lock=lock, intents=intents)
+        return [] if self._attempt is None else call_closers(self._attempt)
 
     def _close(self, exc: BaseException | None) -> None:
         att = self._attempt
         if att is None:
             return
-        self.suspension = None
-        if exc is None:
-            outcome, error = Outcome.COMPLETED, None
-        elif isinstance(exc, Suspended):
-            outcome, error = Outcome.SUSPENDED, None
-            self.suspension = exc
-            print(f"recorder: {exc}", file=sys.stderr, flush=True)
-        elif _is_interrupt(exc):
-            outcome, error = Outcome.INTERRUPTED, None
-        elif isinstance(exc, SystemExit):
-            outcome = Outcome.INTERRUPTED
-            error = ErrorInfo.from_exception(exc, redact=att.secrets())
-        else:
-            outcome = Outcome.FAILED
-            error = ErrorInfo.from_exception(exc, redact=att.secrets())
-        att.record = replace(att.record, outcome=outcome, ended_at=self._clock(), error=error)
-        if att.view is not None:
-            detail = (
-                f"waiting for {exc.name!r}" if isinstance(exc, Suspended) and exc.wake_at is None
-                else str(exc) if isinstance(exc, Suspended)
-                else error.summary if error is not None else ""
-            )  # fmt: skip
-            try:
-                att.view.finished(att.record, att.stats, detail)
-            except Exception as failure:  # showing progress never fails a run
-                warnings.warn(f"recorder: the live view failed ({failure!r})", stacklevel=3)
-        journal = self.journal
+        self.suspension = exc if isinstance(exc, Suspended) else None
         try:
-            if exc is not None:
-                self._retract_fatal_step(att, exc)
-            with att.lock:
-                trace = sorted(att.events, key=lambda e: e.seq)
-            journal.put_attempt(self.run_id, att.record, trace)
-            self._write_prebuilt(att)
+            end_attempt(self, att, exc)
         finally:
             att.run_lock.release()
             with _active_lock:
@@ -361,36 +255,10 @@ class Run:
                     _current.set(None)
             self._last, self._attempt = att, None
 
-    def _write_prebuilt(self, att: Attempt) -> None:
-        """The prebuilt forms of this attempt's steps (see :class:`~recorder.call.
-        Prebuilt`): derived data, so a store that refuses the write (full, over its
-        limit) leaves those steps to replay the slower way, with a warning."""
-        if not att.unbuilt:
-            return
-        try:
-            write_prebuilt(self.journal, self.run_id, att.unbuilt)
-        except RecorderError as error:
-            warnings.warn(
-                f"recorder: the prebuilt forms of {len(att.unbuilt)} step(s) of "
-                f"{self.run_id} were not written ({error}); they replay by rebuilding "
-                "their results instead.",
-                stacklevel=4,
-            )
-        finally:
-            att.unbuilt.clear()
-
-    def _retract_fatal_step(self, att: Attempt, exc: BaseException) -> None:
-        """A recorded step error that ended the attempt is retracted: the next attempt
-        runs that step again (a retry), while errors the program handled keep replaying
-        so its control flow repeats. The trace keeps the failure."""
-        chain: list[BaseException] = []
-        link: BaseException | None = exc
-        while link is not None and len(chain) < 16 and link not in chain:
-            chain.append(link)
-            link = link.__cause__ or link.__context__
-        for raised, record in att.raised:
-            if any(raised is e for e in chain):
-                self.journal.delete_step(self.run_id, record)
+    def add_closer(self, closer: Callable[[], Any]) -> None:
+        """Call ``closer`` when the current attempt ends, however it ends (in reverse
+        order of registration; an awaitable it returns is awaited by ``async with``)."""
+        self._require_open().closers.append(closer)
 
     # -- the step policy ---------------------------------------------------------------
 
@@ -679,30 +547,6 @@ class Run:
         if self._journal is None and self._last is None and self._attempt is None:
             return f"<code>{html.escape(repr(self))}</code> (not entered yet)"
         return self.history()._repr_html_()
-
-
-def _finish_later(pending: Any) -> None:
-    """An awaitable cleanup met in a plain ``with`` (an async page used in a sync run
-    context, as in a top-level-await notebook cell): hand it to the running loop."""
-    aio = sys.modules.get("asyncio")
-    try:
-        loop = aio.get_running_loop() if aio is not None else None
-    except RuntimeError:
-        loop = None
-    if loop is not None and aio is not None:
-        aio.ensure_future(pending)
-    elif hasattr(pending, "close"):
-        pending.close()
-        warnings.warn("a browser context could not be closed: no event loop runs", stacklevel=3)
-
-
-def _is_interrupt(exc: BaseException) -> bool:
-    """KeyboardInterrupt (a plain cell interrupted), CancelledError (a top-level-await
-    cell interrupted: ipykernel cancels its task) or GeneratorExit."""
-    if isinstance(exc, KeyboardInterrupt | GeneratorExit):
-        return True
-    aio = sys.modules.get("asyncio")  # not imported: it cannot be a CancelledError
-    return aio is not None and isinstance(exc, aio.CancelledError)
 
 
 async def _maybe_await(value: Awaitable[T] | T) -> T:

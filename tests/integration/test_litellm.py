@@ -536,14 +536,14 @@ def test_a_store_that_refuses_the_prebuilt_forms_warns_and_replays_anyway(
     """The forms are derived data: when their write at the attempt's end is refused
     (here: the store's size limit), the attempt still completes, with a warning, and
     the next replay rebuilds the responses from their JSON."""
+    from recorder import attempts
     from recorder.errors import QuotaExceededError
-    from recorder.journal import Journal
 
-    def refuse(self: Journal, *args: Any, **kwargs: Any) -> None:
+    def refuse(*args: Any, **kwargs: Any) -> None:
         raise QuotaExceededError("the store is at its size limit (test)")
 
     with monkeypatch.context() as patched:
-        patched.setattr(Journal, "put_steps", refuse)
+        patched.setattr(attempts, "write_prebuilt", refuse)
         warned = pytest.warns(UserWarning, match=r"prebuilt forms of 1 step\(s\).*size limit")
         with warned, recorder.run("refused", store=store_dir) as run:
             live = litellm.completion(messages=MESSAGES, **llm)

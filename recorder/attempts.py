@@ -1,0 +1,189 @@
+"""Entering and leaving a run: the start of an attempt (the run's lock, a crashed
+attempt found and marked, the recorded steps it may replay) and its end (the outcome,
+the trace, the prebuilt forms of its steps, the closers of its resources).
+
+:class:`~recorder.runtime.Run` calls these from ``__enter__``/``__exit__`` and keeps
+the state that follows the program (the current run, the open attempt).
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import sys
+import warnings
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from . import memo
+from .call import Attempt, write_prebuilt
+from .errors import ConfigError, RecorderError, Suspended
+from .forking import copy_fork, fork_target
+from .locks import HOST, RunLock, process_start
+from .options import Mode
+from .records import AttemptRecord, ErrorInfo, Outcome, RunRecord
+
+if TYPE_CHECKING:
+    from .runtime import Run
+
+__all__ = ["call_closers", "end_attempt", "finish_later", "is_interrupt", "start_attempt"]
+
+
+def start_attempt(run: Run) -> Attempt:
+    """Take the run's lock and write a new attempt; an attempt still ``running`` whose
+    process is gone is marked ``crashed`` first. The lock is released if this fails."""
+    journal = run.journal
+    now = run._clock()
+    lock = RunLock(journal, run.run_id)
+    lock.acquire(now)
+    journal.forget_known_blobs()
+    memo.check_store(journal.store)
+    try:
+        record = journal.get_run(run.run_id)
+        if record is None:
+            forked = copy_fork(run, journal)
+            record = RunRecord(
+                run_id=run.run_id,
+                name=run.name,
+                inputs_hash=run.inputs_hash,
+                inputs=run._inputs_canonical,
+                created_at=now,
+                forked_from=forked,
+            )
+            journal.put_run(record)
+        elif run.fork_from is not None and record.forked_from != fork_target(run, journal):
+            was = record.forked_from
+            raise ConfigError(
+                f"run {run.run_id!r} already exists"
+                + (f", forked from {was['run']} at step {was['step']}" if was else "")
+                + "; a fork needs a run of its own: give it another name or inputs."
+            )
+        last = journal.last_attempt(run.run_id)
+        if last is not None and last.outcome is Outcome.RUNNING:
+            journal.put_attempt(run.run_id, replace(last, outcome=Outcome.CRASHED))
+        if run.mode is Mode.RECORD:
+            record = replace(record, generation=record.generation + 1)
+            journal.put_run(record)
+        recorded = {s.ident: s for s in journal.steps(run.run_id, record.generation)}
+        intents = journal.intents(run.run_id, record.generation)
+        attempt = AttemptRecord(
+            number=(last.number if last else 0) + 1,
+            mode=run.mode.value,
+            generation=record.generation,
+            started_at=now,
+            pid=os.getpid(),
+            host=HOST,
+            process_start=process_start(os.getpid()),
+        )
+        journal.put_attempt(run.run_id, attempt)
+    except BaseException:
+        lock.release()
+        raise
+    return Attempt(record=attempt, recorded=recorded, run_lock=lock, intents=intents)
+
+
+def end_attempt(run: Run, att: Attempt, exc: BaseException | None) -> None:
+    """Record how ``att`` ended (``exc`` is what left the ``with`` body, if anything):
+    its outcome and trace, then its steps' prebuilt forms. The caller releases the
+    run's lock afterwards, whatever this raises."""
+    if exc is None:
+        outcome, error = Outcome.COMPLETED, None
+    elif isinstance(exc, Suspended):
+        outcome, error = Outcome.SUSPENDED, None
+        print(f"recorder: {exc}", file=sys.stderr, flush=True)
+    elif is_interrupt(exc):
+        outcome, error = Outcome.INTERRUPTED, None
+    elif isinstance(exc, SystemExit):
+        outcome = Outcome.INTERRUPTED
+        error = ErrorInfo.from_exception(exc, redact=att.secrets())
+    else:
+        outcome = Outcome.FAILED
+        error = ErrorInfo.from_exception(exc, redact=att.secrets())
+    att.record = replace(att.record, outcome=outcome, ended_at=run._clock(), error=error)
+    if att.view is not None:
+        detail = (
+            f"waiting for {exc.name!r}" if isinstance(exc, Suspended) and exc.wake_at is None
+            else str(exc) if isinstance(exc, Suspended)
+            else error.summary if error is not None else ""
+        )  # fmt: skip
+        try:
+            att.view.finished(att.record, att.stats, detail)
+        except Exception as failure:  # showing progress never fails a run
+            warnings.warn(f"recorder: the live view failed ({failure!r})", stacklevel=4)
+    if exc is not None:
+        _retract_fatal_step(run, att, exc)
+    with att.lock:
+        trace = sorted(att.events, key=lambda e: e.seq)
+    run.journal.put_attempt(run.run_id, att.record, trace)
+    _write_prebuilt(run, att)
+
+
+def _write_prebuilt(run: Run, att: Attempt) -> None:
+    """The prebuilt forms of the attempt's steps (see :class:`~recorder.call.Prebuilt`):
+    derived data, so a store that refuses the write (full, over its limit) leaves those
+    steps to replay the slower way, with a warning."""
+    if not att.unbuilt:
+        return
+    try:
+        write_prebuilt(run.journal, run.run_id, att.unbuilt)
+    except RecorderError as error:
+        warnings.warn(
+            f"recorder: the prebuilt forms of {len(att.unbuilt)} step(s) of {run.run_id} "
+            f"were not written ({error}); they replay by rebuilding their results instead.",
+            stacklevel=5,
+        )
+    finally:
+        att.unbuilt.clear()
+
+
+def _retract_fatal_step(run: Run, att: Attempt, exc: BaseException) -> None:
+    """A recorded step error that ended the attempt is retracted: the next attempt runs
+    that step again (a retry), while errors the program handled keep replaying so its
+    control flow repeats. The trace keeps the failure."""
+    chain: list[BaseException] = []
+    link: BaseException | None = exc
+    while link is not None and len(chain) < 16 and link not in chain:
+        chain.append(link)
+        link = link.__cause__ or link.__context__
+    for raised, record in att.raised:
+        if any(raised is e for e in chain):
+            run.journal.delete_step(run.run_id, record)
+
+
+def call_closers(att: Attempt) -> list[Any]:
+    """Call the attempt's closers, newest first; return the awaitables they gave."""
+    pending = []
+    for closer in reversed(att.closers):
+        try:
+            result = closer()
+        except Exception as error:  # never mask the body's own exception
+            warnings.warn(f"closing a resource of the run failed: {error}", stacklevel=4)
+            continue
+        if inspect.isawaitable(result):
+            pending.append(result)
+    att.closers.clear()
+    return pending
+
+
+def finish_later(pending: Any) -> None:
+    """An awaitable cleanup met in a plain ``with`` (an async page used in a sync run
+    context, as in a top-level-await notebook cell): hand it to the running loop."""
+    aio = sys.modules.get("asyncio")
+    try:
+        loop = aio.get_running_loop() if aio is not None else None
+    except RuntimeError:
+        loop = None
+    if loop is not None and aio is not None:
+        aio.ensure_future(pending)
+    elif hasattr(pending, "close"):
+        pending.close()
+        warnings.warn("a browser context could not be closed: no event loop runs", stacklevel=3)
+
+
+def is_interrupt(exc: BaseException) -> bool:
+    """KeyboardInterrupt (a plain cell interrupted), CancelledError (a top-level-await
+    cell interrupted: ipykernel cancels its task) or GeneratorExit."""
+    if isinstance(exc, KeyboardInterrupt | GeneratorExit):
+        return True
+    aio = sys.modules.get("asyncio")  # not imported: it cannot be a CancelledError
+    return aio is not None and isinstance(exc, aio.CancelledError)
