@@ -31,8 +31,8 @@ if TYPE_CHECKING:
     from .locks import RunLock
     from .runtime import Run
 
-__all__ = ["UNBUILT_MAX_BYTES", "Attempt", "Call", "Prebuilt", "RunStats", "in_live_step",
-           "rebuild_exception", "write_prebuilt"]  # fmt: skip
+__all__ = ["READ_AHEAD", "UNBUILT_MAX_BYTES", "Attempt", "Call", "Prebuilt", "RunStats",
+           "in_live_step", "rebuild_exception", "write_prebuilt"]  # fmt: skip
 
 _in_step: ContextVar[bool] = ContextVar("recorder_in_step", default=False)
 
@@ -43,6 +43,8 @@ def in_live_step() -> bool:
     return _in_step.get()
 
 
+READ_AHEAD = 32
+"""Recorded steps whose prebuilt forms one read fetches for the replays to come."""
 UNBUILT_MAX_BYTES = 64 * 1024 * 1024
 """Result JSON an attempt keeps in memory for the prebuilt forms it writes at its end;
 steps past it get their form the next time they are replayed."""
@@ -127,6 +129,36 @@ class Attempt:
     lock: threading.Lock = field(default_factory=threading.Lock)
     view: View | None = None
     """The live view (notebook widget, terminal line) of this attempt, if any."""
+    ahead: dict[str, bytes] = field(default_factory=dict)
+    """Prebuilt forms read ahead of the replays that need them (see :meth:`read_ahead`),
+    by blob hash, not yet checked against it."""
+    by_seq: list[StepRecord] | None = None
+    seq_index: dict[tuple[str, int], int] = field(default_factory=dict)
+
+    def read_ahead(self, journal: Journal, record: StepRecord, tag: str) -> bytes | None:
+        """The prebuilt form of ``record`` (of ``tag``), read with those of the next
+        :data:`READ_AHEAD` recorded steps in recorded order: a replay goes through the
+        record in that order, so one read serves the next steps (unchecked: the caller
+        checks each against its hash). None if the form is not in the store."""
+        with self.lock:
+            if self.by_seq is None:
+                self.by_seq = sorted(self.recorded.values(), key=lambda r: (r.seq, r.attempt))
+                self.seq_index = {r.ident: i for i, r in enumerate(self.by_seq)}
+            start = self.seq_index.get(record.ident, -1)
+            following = self.by_seq[start : start + READ_AHEAD] if start >= 0 else [record]
+            if len(self.ahead) > 4 * READ_AHEAD:  # read and never used: a diverged run
+                self.ahead.clear()
+        refs = [f["ref"] for r in following if (f := r.prebuilt) and f.get("tag") == tag]
+        found = journal.read_blobs([ref for ref in refs if isinstance(ref, str)])
+        with self.lock:
+            self.ahead.update(found)
+            return self.ahead.pop((record.prebuilt or {}).get("ref", ""), None)
+
+    def take_ahead(self, ref: str) -> bytes | None:
+        """A blob :meth:`read_ahead` read, taken out (None if it was not)."""
+        with self.lock:
+            return self.ahead.pop(ref, None)
+
     unbuilt: list[Unbuilt] = field(default_factory=list)
     """Steps whose prebuilt form is written when the attempt ends: each record, its
     result's JSON and how to build the form (see :class:`Prebuilt`)."""
@@ -307,8 +339,12 @@ class Call:
         ref = form.get("ref")
         if form.get("tag") != prebuilt.tag or not isinstance(ref, str):
             return _NOT_LOADED
+        att = self._attempt
+        read = att.take_ahead(ref)
+        if read is None:
+            read = att.read_ahead(self._run.journal, record, prebuilt.tag)
         try:
-            data = self._run.journal.blob(ref, step=step_label(record))
+            data = self._run.journal.blob(ref, step=step_label(record), read=read)
             tree = json.loads(data)
         except RecorderError as error:
             self._attempt.stats.failed += 1

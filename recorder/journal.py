@@ -74,9 +74,10 @@ class Journal:
         with self._lock:
             self._known_blobs.clear()
 
-    def blob(self, ref: str, *, step: str = "a step") -> bytes:
-        """The bytes of blob ``ref``, checked against the hash; damage raises."""
-        data = self.store.get("blob/" + ref)
+    def blob(self, ref: str, *, step: str = "a step", read: bytes | None = None) -> bytes:
+        """The bytes of blob ``ref``, checked against the hash; damage raises. ``read``
+        is the blob's content if it was already read (:meth:`read_blobs`)."""
+        data = self.store.get("blob/" + ref) if read is None else read
         if data is None:
             self._refuse_withheld(ref, step)
             raise DamagedRecordError(
@@ -91,6 +92,12 @@ class Journal:
                 "then delete the run (`recorder rm`) to record it anew."
             )
         return data
+
+    def read_blobs(self, refs: list[str]) -> dict[str, bytes]:
+        """The blobs among ``refs`` that exist, read together and not yet checked: pass
+        each to :meth:`blob` as ``read`` when it is used."""
+        found = self.store.get_many(["blob/" + ref for ref in refs])
+        return {key[5:]: data for key, data in found.items()}
 
     def _refuse_withheld(self, ref: str, step: str) -> None:
         """A blob a bundle import left out on purpose (a browser checkpoint exported

@@ -33,7 +33,7 @@ import stat
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +113,16 @@ class Store(ABC):
     def swap(self, key: str, expected: bytes | None, new: bytes | None) -> bool:
         """Atomically set ``key`` to ``new`` (``None`` deletes it) if its value is
         ``expected`` (``None``: absent); return whether it did. Writes are synced."""
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
+        """The values under ``keys`` that exist, by key (one read where the store can:
+        a replay reads the blobs of the steps ahead together)."""
+        found = {}
+        for key in keys:
+            value = self.get(key)
+            if value is not None:
+                found[key] = value
+        return found
 
     def keys(self, prefix: str) -> list[str]:
         """Every key starting with ``prefix``, in order."""
@@ -308,6 +318,16 @@ _DELETE = "DELETE FROM Cache WHERE key = ? AND raw = 1"
 _GET = "SELECT mode, filename, value FROM Cache WHERE key = ? AND raw = 1"
 
 
+_MANY = 250
+"""Keys per statement of :meth:`DiskStore.get_many` (SQLite binds at most 32,766)."""
+
+
+@functools.lru_cache(maxsize=16)
+def _get_many(count: int) -> str:
+    marks = ",".join("?" * count)
+    return f"SELECT key, mode, filename, value FROM Cache WHERE key IN ({marks}) AND raw = 1"
+
+
 @functools.lru_cache(maxsize=64)
 def _upsert(rows: int) -> str:
     """One statement writing ``rows`` rows of (key, time, time, add-flag, value): a row
@@ -432,6 +452,20 @@ class DiskStore(Store):
         except sqlite3.DatabaseError as error:
             raise StoreError(f"{self.location}: reading {key!r} failed: {error}") from error
         return None if row is None else _raw_value(self.location, *row)
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
+        found: dict[str, bytes] = {}
+        for start in range(0, len(keys), _MANY):
+            batch = list(keys[start : start + _MANY])
+            try:
+                rows = self._cache._sql(_get_many(len(batch)), batch).fetchall()
+            except sqlite3.DatabaseError as error:
+                raise StoreError(
+                    f"{self.location}: reading {len(batch)} keys failed: {error}"
+                ) from error
+            for key, *row in rows:
+                found[key] = _raw_value(self.location, *row)
+        return found
 
     def scan(self, prefix: str) -> list[tuple[str, bytes]]:
         # diskcache has no prefix query; its (key, raw) unique index serves a range scan.

@@ -41,6 +41,14 @@ def test_adds_never_overwrite_and_deletes_apply(store: Store) -> None:
     assert store.get("k") is None
 
 
+def test_get_many_reads_what_exists_in_any_number(store: Store) -> None:
+    values = {f"blob/{i:04d}": f"value {i}".encode() for i in range(600)}
+    store.write(values)
+    asked = [*reversed(values), "blob/missing", "blob/0003"]  # 2.4 statements' worth
+    assert store.get_many(asked) == values
+    assert store.get_many([]) == {} and store.get_many(["nope"]) == {}
+
+
 def test_swap_is_compare_and_set(store: Store) -> None:
     assert store.swap("lock", None, b"me")
     assert not store.swap("lock", None, b"you")
@@ -113,6 +121,8 @@ def test_pickled_rows_are_refused_never_loaded(tmp_path: Path) -> None:
         store.get("step/x")
     with pytest.raises(UnsafeStoreError):
         store.scan("step/")
+    with pytest.raises(UnsafeStoreError):
+        store.get_many(["blob/y"])
     with pytest.raises(UnsafeStoreError):
         Journal(store).verify()
     assert not marker.exists()
