@@ -38,7 +38,11 @@ row says otherwise):
   divided by N (median over passes); the note gives the pass's time spent entering and
   leaving the run (loading the step records, writing the trace).
 - ``scale 1000, fresh process``: the same pass, each in a new process (imports not
-  timed): what re-running a cell costs after a kernel restart.
+  timed): what re-running a cell costs after a kernel restart. ``floor, fresh process``
+  is the floor for the same 1,000 calls, timed in each of those processes after its
+  pass. The pass over that floor, times the issue's 70 us floor, is the pass at the
+  issue's machine speed: a second row for the 0.25 s target that this machine's swings
+  (the same pass measures 0.17 s and 0.38 s minutes apart) do not move.
 - Warm and cold: every timed pass in this process follows a warm-up pass, so the
   responses it replays were already built once here, and a replay hands out a copy of
   the built object (``recorder.memo``; the same happens when a cell is re-run in the
@@ -91,6 +95,11 @@ CACHE_HIT_OVER_REPLAY_MIN = 20.0
 SCALE_RATIO_MAX = 1.5
 RECORDING_OVERHEAD_MAX_US = 1_000.0
 REPLAY_1000_MAX_S = 0.25
+ISSUE_FLOOR_US = 70.0
+"""The floor the issue measured on its machine (hash ~4 us + diskcache read ~14 us +
+rebuild 50-70 us). A pass's ratio to the floor measured in the same process, times
+this, is what the pass would take there: the 0.25 s target without this machine's
+minute-to-minute swings of up to 2x."""
 IMPORT_MAX_S = 0.3
 
 _FILLER = (
@@ -544,6 +553,11 @@ def bench_scale(bench: Bench) -> None:
             passes_ns = [f["pass_ns"] for f in fresh]
             bench.results.add(row(f"scale {n}, fresh process", [t / n for t in passes_ns], note))
             bench.results.numbers[f"scale {n} fresh total_s"] = median_us(passes_ns) / 1e6
+            note = "the floor for the same calls, in each of those processes after its pass"
+            floors = [f["floor_ns"] / n for f in fresh]
+            bench.results.add(row("floor, fresh process", floors, note))
+            ratios = [f["pass_ns"] / f["floor_ns"] for f in fresh]
+            bench.results.numbers[f"scale {n} fresh / floor"] = statistics.median(ratios)
         per_call = [t / n for t in totals]
         total_s = median_us(totals) / 1e6
         enter_ms, exit_ms = median_us(enters) / 1e3, median_us(exits) / 1e3
@@ -587,7 +601,21 @@ with recorder.run(f"bench-scale-{n}", store=store) as run:
 elapsed = time.perf_counter_ns() - start
 gc.callbacks.remove(watch)
 assert run.stats.replayed == n, run.stats
-print(json.dumps({"pass_ns": elapsed, "gc_ns": gc_ns[0]}))
+# The floor in this same process, right after: hash the request, read the response
+# JSON with diskcache's get, json.loads, ModelResponse(**...), for every call.
+import hashlib
+from recorder.journal import Journal
+from recorder.keys import canonical_json
+(record,) = Journal(store).list_runs(f"bench-scale-{n}")
+steps = sorted(Journal(store).steps(record.run_id), key=lambda s: s.seq)
+floor_ns = 0
+for m, step in zip(prompts, steps, strict=True):
+    t0 = time.perf_counter_ns()
+    hashlib.sha256(canonical_json({"model": kwargs["model"], "messages": m}).encode())
+    doc = json.loads(store._cache.get("blob/" + step.result_ref))
+    litellm.ModelResponse(**doc["response"])
+    floor_ns += time.perf_counter_ns() - t0
+print(json.dumps({"pass_ns": elapsed, "gc_ns": gc_ns[0], "floor_ns": floor_ns}))
 """
 
 
@@ -679,6 +707,13 @@ def evaluate(results: Results, config: Config) -> None:
         (
             "1,000 replayed calls, whole pass in a new process",
             num.get("scale 1000 fresh total_s"),
+            "<",
+            REPLAY_1000_MAX_S,
+            "s",
+        ),
+        (
+            "the same, at the issue's machine speed (pass / floor x 1,000 x 70 us)",
+            scaled("scale 1000 fresh / floor", 1000 * ISSUE_FLOOR_US / 1e6),
             "<",
             REPLAY_1000_MAX_S,
             "s",
