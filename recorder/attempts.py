@@ -84,8 +84,8 @@ def start_attempt(run: Run) -> Attempt:
 
 def end_attempt(run: Run, att: Attempt, exc: BaseException | None) -> None:
     """Record how ``att`` ended (``exc`` is what left the ``with`` body, if anything):
-    its outcome and trace, then its steps' prebuilt forms. The caller releases the
-    run's lock afterwards, whatever this raises."""
+    its steps' prebuilt forms, then its outcome and trace. The caller releases the run's
+    lock afterwards, whatever this raises."""
     if exc is None:
         outcome, error = Outcome.COMPLETED, None
     elif isinstance(exc, Suspended):
@@ -114,8 +114,12 @@ def end_attempt(run: Run, att: Attempt, exc: BaseException | None) -> None:
         _retract_fatal_step(run, att, exc)
     with att.lock:
         trace = sorted(att.events, key=lambda e: e.seq)
-    run.journal.put_attempt(run.run_id, att.record, trace)
-    _write_prebuilt(run, att)
+    # The outcome is the attempt's last write: a process killed before it leaves the
+    # attempt "running" (seen as crashed), never closed with work still to come.
+    try:
+        _write_prebuilt(run, att)
+    finally:
+        run.journal.put_attempt(run.run_id, att.record, trace)
 
 
 def _write_prebuilt(run: Run, att: Attempt) -> None:

@@ -299,13 +299,13 @@ class Call:
             if cached is not None:
                 self._count_replay(record)
                 return cached
-        journal = self._run.journal
-        label = step_label(record)
         if prebuilt is not None and record.prebuilt is not None:
             found = self._load_prebuilt(record, prebuilt, cache)
             if found is not _NOT_LOADED:
                 self._count_replay(record)
                 return found
+        journal = self._run.journal
+        label = step_label(record)
         size, data = 0, b""
         try:
             if ref is not None:
@@ -381,8 +381,8 @@ class Call:
     ) -> None:
         """Record the live result (written through before this returns). ``meta`` adds
         trace fields; ``blobs`` (hash -> bytes) are stored with the step, atomically.
-        With ``prebuilt``, the form of the object a replay builds is recorded too (see
-        :class:`Prebuilt`; only for a result that needs no decoding).
+        With ``prebuilt``, the form of the object a replay builds is recorded too, when
+        the attempt ends (see :class:`Prebuilt`).
 
         Raises NotSerializableError, writing nothing, if the result has no JSON form.
         """
@@ -471,7 +471,6 @@ class Call:
             if len(text) > _INLINE_LIMIT:
                 result, result_ref = None, hash_bytes(text)
                 blobs[result_ref] = text
-
         request = self.request
         if run.redact is not None:  # the key stays that of the real request
             request = canonical(

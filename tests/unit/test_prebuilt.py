@@ -160,3 +160,57 @@ def test_replays_read_the_forms_ahead_in_recorded_order() -> None:
     assert store.batches == [READ_AHEAD, 8]  # two reads for all the forms
     assert not [key for key in store.gets if key.startswith("blob/")]
     assert toy.loads == n and toy.builds == 0
+
+
+def test_the_outcome_is_written_after_the_forms_even_when_interrupted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ctrl-C while the forms are written: the attempt is still closed with its outcome
+    (and unlocked), and the interrupt goes on to the caller."""
+    from recorder import attempts
+
+    def interrupted(*args: Any) -> int:
+        raise KeyboardInterrupt
+
+    store, toy = MemoryStore(), Toy()
+    monkeypatch.setattr(attempts, "write_prebuilt", interrupted)
+    with pytest.raises(KeyboardInterrupt), recorder.run("toy", store=store) as run:
+        step(run, toy, 0)
+    assert run.outcome is recorder.Outcome.COMPLETED
+    monkeypatch.undo()
+    assert attempt(store, toy, 1) and toy.builds == 1  # no form yet: built, then formed
+
+
+_KILLED_WHILE_FORMING = """
+import os, signal, sys
+sys.path.insert(0, sys.argv[2])
+import recorder
+from recorder import attempts
+from test_prebuilt import Toy, step
+def killed(*args):
+    os.kill(os.getpid(), signal.SIGKILL)
+attempts.write_prebuilt = killed
+with recorder.run("toy", store=sys.argv[1]) as run:
+    step(run, Toy(), 0)
+"""
+
+
+def test_a_process_killed_while_writing_forms_leaves_a_crashed_attempt(tmp_path: Any) -> None:
+    """The outcome is the attempt's last write: killed before it, the attempt is seen as
+    crashed when the run is next opened (not as completed with its forms missing), and
+    the step replays."""
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    store = tmp_path / "store"
+    here = str(Path(__file__).parent)
+    done = subprocess.run([sys.executable, "-c", _KILLED_WHILE_FORMING, str(store), here])
+    assert done.returncode == -signal.SIGKILL
+    toy = Toy()
+    with recorder.run("toy", store=store) as run:
+        assert step(run, toy, 0) == Built(["x" * 600, 0])
+    assert run.stats.replayed == 1 and toy.builds == 1
+    outcomes = [a.outcome for a in recorder.load("toy", store=store).attempts]
+    assert outcomes == [recorder.Outcome.CRASHED, recorder.Outcome.COMPLETED]
