@@ -34,6 +34,7 @@ from .errors import (
 )
 from .forking import fork
 from .history import RunHistory, load, runs
+from .integrations.browser.options import Browser
 from .options import Mode, OnDivergence
 from .records import Outcome
 from .retry import Retry
@@ -64,6 +65,7 @@ def load_ipython_extension(ipython: object) -> None:
 
 __all__ = [
     "AmbiguousEffectError",
+    "Browser",
     "BundleError",
     "ConfigError",
     "DamagedRecordError",

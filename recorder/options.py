@@ -8,8 +8,7 @@ from enum import StrEnum
 
 from .errors import ConfigError
 
-__all__ = ["MAX_NAME_LENGTH", "BrowserResume", "Mode", "OnDivergence", "Screenshots",
-           "validate_name"]  # fmt: skip
+__all__ = ["MAX_NAME_LENGTH", "Mode", "OnDivergence", "validate_name"]
 
 MAX_NAME_LENGTH = 200
 
@@ -31,40 +30,6 @@ class Mode(StrEnum):
     def _missing_(cls, value: object) -> Mode:
         valid = ", ".join(repr(m.value) for m in cls)
         raise ConfigError(f"mode={value!r} is not a mode; use one of {valid}.")
-
-
-class BrowserResume(StrEnum):
-    """How a resumed run rebuilds the browser at its first live browser step.
-
-    - ``restore``: a fresh context from the last replayed checkpoint (cookies,
-      localStorage, sessionStorage, viewport), then the checkpoint's URL;
-    - ``reexecute``: run the recorded browser actions again, live, checking that each
-      gives its recorded result (rebuilds in-page state no checkpoint holds).
-    """
-
-    RESTORE = "restore"
-    REEXECUTE = "reexecute"
-
-    @classmethod
-    def _missing_(cls, value: object) -> BrowserResume:
-        raise ConfigError(f"browser_resume={value!r} is not valid; use {_valid(cls)}.")
-
-
-class Screenshots(StrEnum):
-    """When live browser steps are screenshotted: only when one fails, after every
-    step, or never."""
-
-    ON_ERROR = "on_error"
-    EACH_STEP = "each_step"
-    OFF = "off"
-
-    @classmethod
-    def _missing_(cls, value: object) -> Screenshots:
-        raise ConfigError(f"screenshots={value!r} is not valid; use {_valid(cls)}.")
-
-
-def _valid(enum: type[StrEnum]) -> str:
-    return "one of " + ", ".join(repr(m.value) for m in enum)
 
 
 class OnDivergence(StrEnum):

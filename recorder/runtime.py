@@ -44,7 +44,7 @@ from .errors import (
 from .forking import fork_spec
 from .journal import Journal
 from .keys import canonical, content_key, dumps, hash_bytes
-from .options import BrowserResume, Mode, OnDivergence, Screenshots, validate_name
+from .options import Mode, OnDivergence, validate_name
 from .records import (
     Outcome,
 )
@@ -58,8 +58,7 @@ if TYPE_CHECKING:
 
     from .history import RunHistory
 
-__all__ = ["BrowserResume", "Call", "Mode", "OnDivergence", "Run", "Screenshots",
-           "current_run", "run"]  # fmt: skip
+__all__ = ["Call", "Mode", "OnDivergence", "Run", "current_run", "run"]
 
 T = TypeVar("T")
 
@@ -107,17 +106,15 @@ class Run:
         record_llm_errors: bool = False,
         clock: Callable[[], float] | None = None,
         rng: _random.Random | None = None,
-        browser_resume: BrowserResume | str = BrowserResume.RESTORE,
-        screenshots: Screenshots | str = Screenshots.ON_ERROR,
-        chromium: str | None = None,
-        headless: bool = True,
-        indexed_db: bool = False,
+        browser: Any = None,
         on_ambiguous: OnAmbiguous | str = OnAmbiguous.RAISE,
         saga: bool = False,
         redact: Callable[[str, Any], Any] | None = None,
         display: bool | None = None,
         fork_from: tuple[Run | str, int] | None = None,
+        **moved: Any,
     ) -> None:
+        _refuse_moved(moved)
         self.name = validate_name(name)
         self.display = display
         self.fork_from = fork_spec(fork_from)
@@ -133,11 +130,11 @@ class Run:
         self.mode = Mode(mode)
         self.on_divergence = OnDivergence(on_divergence)
         self.record_llm_errors = bool(record_llm_errors)
-        self.browser_resume = BrowserResume(browser_resume)
-        self.screenshots = Screenshots(screenshots)
-        self.chromium = chromium
-        self.headless = bool(headless)
-        self.indexed_db = bool(indexed_db)
+        if browser is not None:  # checked now, read only by the browser integration
+            from .integrations.browser.options import browser_options
+
+            browser = browser_options(browser)
+        self.browser = browser
         self.inputs = inputs
         self._inputs_canonical = canonical(inputs, where="inputs")
         self.inputs_hash = hash_bytes(dumps(self._inputs_canonical).encode())
@@ -279,6 +276,7 @@ class Run:
         meta: dict[str, Any] | None = None,
         *,
         secrets: Callable[[], Iterable[str]] | None = None,
+        live: bool = False,
     ) -> Call:
         """Start a step call: replayed if recorded (and the mode allows), else live.
 
@@ -287,10 +285,16 @@ class Run:
         that must never be written: they are redacted from any error recorded in this
         attempt (it is called only then). Raises ReplayMissError (mode ``replay``) or
         DivergenceError (``on_divergence="raise"``) instead of going live.
+
+        With ``live`` the step runs live even if it is recorded (the caller's state can
+        no longer be replayed, such as a browser page handed to the program): its
+        record, if any, counts as used, so no divergence is reported, and the new
+        result replaces it. ``mode="replay"`` still refuses to go live.
         """
         att = self._require_open()
         if secrets is not None:
             att.secret_sources.append(secrets)
+        forced = False
         canon = canonical(request, where=f"the request of {kind} {name!r}")
         key = content_key(kind, name, canon)
         with att.lock:
@@ -301,8 +305,17 @@ class Run:
             record = None if self.mode is Mode.RECORD else att.recorded.get((key, occurrence))
             if record is not None:
                 att.used.add((key, occurrence))
+                if live:
+                    record = None
+                    forced = True
         if record is None:
-            self._on_miss(att, kind, name, seq, canon)
+            if live and self.mode is Mode.REPLAY:
+                raise ConfigError(
+                    f"{kind} {name!r} must run live (its browser page went live) and "
+                    f"mode='replay' never goes live; use mode='auto'."
+                )
+            if not (live and forced):
+                self._on_miss(att, kind, name, seq, canon)
             faults.reach("before_live")
         call = Call(self, att, seq, key, occurrence, kind, name, canon, meta or {}, record)
         if att.view is not None:
@@ -549,6 +562,21 @@ class Run:
         return self.history()._repr_html_()
 
 
+_MOVED = frozenset({"browser_resume", "screenshots", "chromium", "headless", "indexed_db"})
+
+
+def _refuse_moved(moved: dict[str, Any]) -> None:
+    """Browser options given the old way, or an argument ``run`` does not take."""
+    for name in moved:
+        if name in _MOVED:
+            new = "resume" if name == "browser_resume" else name
+            raise ConfigError(
+                f"recorder.run({name}=...) moved into the browser options: use "
+                f"recorder.run(..., browser=recorder.Browser({new}=...))."
+            )
+        raise TypeError(f"recorder.run() got an unexpected keyword argument {name!r}")
+
+
 async def _maybe_await(value: Awaitable[T] | T) -> T:
     if inspect.isawaitable(value):
         return await value
@@ -565,16 +593,13 @@ def run(
     record_llm_errors: bool = False,
     clock: Callable[[], float] | None = None,
     rng: _random.Random | None = None,
-    browser_resume: BrowserResume | str = BrowserResume.RESTORE,
-    screenshots: Screenshots | str = Screenshots.ON_ERROR,
-    chromium: str | None = None,
-    headless: bool = True,
-    indexed_db: bool = False,
+    browser: Any = None,
     on_ambiguous: OnAmbiguous | str = OnAmbiguous.RAISE,
     saga: bool = False,
     redact: Callable[[str, Any], Any] | None = None,
     display: bool | None = None,
     fork_from: tuple[Run | str, int] | None = None,
+    **moved: Any,
 ) -> Run:
     """A recorded run named ``name`` over ``inputs``; enter it with ``with`` or
     ``async with``.
@@ -586,11 +611,9 @@ def run(
     ``record_llm_errors`` records failed LLM calls as results (replayed by raising).
     ``clock`` (epoch seconds) and ``rng`` make live values reproducible in tests.
 
-    Browser pages (``run.new_page()``): ``browser_resume`` is ``"restore"`` or
-    ``"reexecute"`` (see :class:`BrowserResume`); ``screenshots`` is ``"on_error"``,
-    ``"each_step"`` or ``"off"``; ``chromium`` names the executable (else
-    ``$RECORDER_CHROMIUM``, a Playwright-managed build, or the system's chromium);
-    ``headless``; ``indexed_db`` adds IndexedDB to checkpoints.
+    ``browser`` is a :class:`recorder.Browser` with the options of the run's pages
+    (``run.new_page()``): the executable, headless, how a resumed page is brought to
+    its recorded state, screenshots, IndexedDB in checkpoints.
 
     Effects (``run.once``): ``on_ambiguous`` is the default for effects that started
     and never finished (``"raise"``, ``"retry"`` or ``"assume_done"``); with ``saga``
@@ -615,14 +638,11 @@ def run(
         record_llm_errors=record_llm_errors,
         clock=clock,
         rng=rng,
-        browser_resume=browser_resume,
-        screenshots=screenshots,
-        chromium=chromium,
-        headless=headless,
-        indexed_db=indexed_db,
+        browser=browser,
         on_ambiguous=on_ambiguous,
         saga=saga,
         redact=redact,
         display=display,
         fork_from=fork_from,
+        **moved,
     )

@@ -699,7 +699,9 @@ async def test_each_step_screenshots_every_live_step(
     aio: None, site: FixtureSite, store_dir: Path
 ) -> None:
     """With screenshots="each_step" every live browser step's row names a PNG blob."""
-    async with recorder.run("each", store=store_dir, screenshots="each_step") as run:
+    async with recorder.run(
+        "each", store=store_dir, browser=recorder.Browser(screenshots="each_step")
+    ) as run:
         page = await run.new_page()
         await sign_in(page, site)
         await page.locator("#signed-in-as").inner_text()
@@ -713,7 +715,9 @@ async def test_each_step_screenshots_every_live_step(
 @on_module_loop
 async def test_screenshots_off_takes_none(aio: None, site: FixtureSite, store_dir: Path) -> None:
     """With screenshots="off" no row has a screenshot, not even a failed step's."""
-    async with recorder.run("off", store=store_dir, screenshots="off") as run:
+    async with recorder.run(
+        "off", store=store_dir, browser=recorder.Browser(screenshots="off")
+    ) as run:
         page = await run.new_page()
         await sign_in(page, site)
         with pytest.raises(PlaywrightTimeoutError):
@@ -760,62 +764,65 @@ async def test_failed_step_is_screenshotted_and_replays_its_error(
 
 
 @on_module_loop
-async def test_unrecorded_methods_warn_and_reach_the_real_page(
+async def test_unrecorded_methods_warn_once_and_reach_the_real_page(
     aio: None, site: FixtureSite, store_dir: Path
 ) -> None:
-    """page.wait_for_timeout and page.evaluate_handle are not recorded: they warn with
-    UnrecordedWarning, run on the real page, and leave no trace row."""
+    """page.evaluate_handle is not recorded: it warns once per call site with
+    UnrecordedWarning (saying the page goes live there), runs on the real page, and
+    leaves no trace row; waits are recorded steps."""
     async with recorder.run("unrecorded", store=store_dir) as run:
         page = await run.new_page()
         await page.goto(site.url + "/keyboard")
-        with pytest.warns(UnrecordedWarning, match="wait_for_timeout"):
-            waited = page.wait_for_timeout
-        await waited(10)
-        with pytest.warns(UnrecordedWarning, match="evaluate_handle"):
-            handle = await page.evaluate_handle("() => document.title")
+        await page.wait_for_timeout(10)
+        assert await page.locator("#key-input").wait_for(state="visible") is None
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            for _ in range(3):  # one call site: one warning
+                handle = await page.evaluate_handle("() => document.title")
+        unrecorded = [str(w.message) for w in seen if w.category is UnrecordedWarning]
+        assert len(unrecorded) == 1, unrecorded
+        assert "page.evaluate_handle is not recorded: the page goes live here" in unrecorded[0]
         assert await handle.json_value() == "Keyboard"
-        with pytest.warns(UnrecordedWarning, match="Locator.wait_for"):
-            assert await page.locator("#key-input").wait_for(state="visible") is None
-    assert last_attempt(store_dir, "unrecorded")["name"].tolist() == ["goto"]
+    names = last_attempt(store_dir, "unrecorded")["name"].tolist()
+    assert names == ["goto", "wait_for_timeout", "wait_for"]
 
 
 @on_module_loop
-async def test_async_keyboard_reaches_the_real_page(
-    aio: None, site: FixtureSite, store_dir: Path
-) -> None:
-    """page.keyboard on an async recorded page warns and is the real page's keyboard."""
-    async with recorder.run("async-keyboard", store=store_dir) as run:
-        page = await run.new_page()
+async def test_async_keyboard_is_recorded(aio: None, site: FixtureSite, store_dir: Path) -> None:
+    """page.keyboard and page.mouse are recorded: live they type into the real page; a
+    replay gives the same reads with no browser and no request."""
+
+    async def scenario(page: Any) -> Any:
         await page.goto(site.url + "/keyboard")
         await page.locator("#key-input").click()
-        with pytest.warns(UnrecordedWarning, match="keyboard"):
-            keyboard = page.keyboard
-        await keyboard.type("hi")
-        assert await page.locator("#key-input").input_value() == "hi"
+        await page.keyboard.type("hi")
+        await page.keyboard.press("Shift+A")
+        return await page.locator("#key-input").input_value()
+
+    live, replayed = await live_then_replay(scenario, site, store_dir, "async-keyboard")
+    assert live == replayed == "hiA"
+    names = last_attempt(store_dir, "async-keyboard")["action"].tolist()
+    assert names[2:4] == ["type", "press"]
 
 
 @on_module_loop
-async def test_async_page_on_registers_the_handler(
+async def test_async_page_on_an_unrecorded_event_registers_the_handler(
     aio: None, site: FixtureSite, store_dir: Path
 ) -> None:
-    """page.on("console", handler) on an async recorded page (not recorded: it warns)
-    registers the handler on the real page, as Playwright's own page.on does."""
+    """page.on("console", handler) is not recorded: it warns and registers the handler
+    on the real page (the page goes live at its next step)."""
     messages: list[str] = []
     async with recorder.run("async-on", store=store_dir) as run:
         page = await run.new_page()
         await page.goto(site.url + "/keyboard")
-        with pytest.warns(UnrecordedWarning, match="Page.on"):
-            registered = page.on("console", lambda message: messages.append(message.text))
-        try:
-            await page.evaluate("() => console.log('hello')")
-            for _ in range(20):
-                if messages:
-                    break
-                await asyncio.sleep(0.05)
-            assert messages == ["hello"]
-        finally:
-            if inspect.iscoroutine(registered):
-                registered.close()
+        with pytest.warns(UnrecordedWarning, match=r"page.on\('console'"):
+            page.on("console", lambda message: messages.append(message.text))
+        await page.evaluate("() => console.log('hello')")
+        for _ in range(20):
+            if messages:
+                break
+            await asyncio.sleep(0.05)
+        assert messages == ["hello"]
 
 
 # -- run.wrap ------------------------------------------------------------------------------
@@ -1017,7 +1024,9 @@ async def test_reexecute_rebuilds_the_typed_value(
     """With browser_resume="reexecute" the re-run's first live step sees the value an
     earlier attempt typed, because the recorded goto and fill were run again."""
     await interrupted_after_fill(store_dir, site, "reexecute")
-    async with recorder.run("reexecute", store=store_dir, browser_resume="reexecute") as run:
+    async with recorder.run(
+        "reexecute", store=store_dir, browser=recorder.Browser(resume="reexecute")
+    ) as run:
         page = await run.new_page()
         await page.goto(site.url + "/login")
         await page.get_by_label("Email").fill("typed@example.com")
@@ -1108,7 +1117,10 @@ async def test_reexecute_refuses_a_read_that_now_differs(aio: None, store_dir: P
             async with recorder.run("differs", store=store_dir) as run:
                 await scenario(run)
                 raise KeyboardInterrupt
-        options: dict[str, Any] = {"store": store_dir, "browser_resume": "reexecute"}
+        options: dict[str, Any] = {
+            "store": store_dir,
+            "browser": recorder.Browser(resume="reexecute"),
+        }
         with pytest.raises(BrowserReexecutionError) as raised:
             async with recorder.run("differs", **options) as run:
                 page = await scenario(run)
@@ -1116,7 +1128,7 @@ async def test_reexecute_refuses_a_read_that_now_differs(aio: None, store_dir: P
     message = str(raised.value)
     assert 'inner_text locator("h1")' in message
     assert "Flaky page OK (request 2)" in message and "Flaky page OK (request 1)" in message
-    assert "browser_resume='restore'" in message
+    assert "mode='record'" in message
 
 
 @on_module_loop
@@ -1138,7 +1150,9 @@ async def test_reexecute_expects_a_recorded_failure(
         async with recorder.run("reexec-failure", store=store_dir) as run:
             await scenario(run)
             raise KeyboardInterrupt
-    async with recorder.run("reexec-failure", store=store_dir, browser_resume="reexecute") as run:
+    async with recorder.run(
+        "reexec-failure", store=store_dir, browser=recorder.Browser(resume="reexecute")
+    ) as run:
         page = await scenario(run)
         value = await page.get_by_label("Email").input_value()
     assert value == "typed@example.com"
@@ -1147,21 +1161,35 @@ async def test_reexecute_expects_a_recorded_failure(
 # -- the sync API (last: a running sync browser blocks the asyncio tests' loop) ------------
 
 
-def test_sync_keyboard_reaches_the_real_page(site: FixtureSite, store_dir: Path) -> None:
-    """On a sync recorded page, page.keyboard warns with UnrecordedWarning and is the
-    real page's keyboard (the async counterpart is tested above); page.unwrap() is
-    the real sync Playwright page."""
+def test_sync_keyboard_is_recorded_and_unwrap_goes_live(site: FixtureSite, store_dir: Path) -> None:
+    """On a sync recorded page, page.keyboard is recorded and replays with no browser;
+    page.unwrap() is the real sync Playwright page, at the recorded URL, and the page's
+    later steps run live."""
+
+    def scenario(run: recorder.Run) -> str:
+        page = run.new_page()
+        page.goto(site.url + "/keyboard")
+        page.locator("#key-input").click()
+        page.keyboard.type("hi")
+        page.keyboard.press("Enter")
+        return str(page.locator("#typed").inner_text())
+
     try:
+        with recorder.run("sync-keyboard", store=store_dir) as run:
+            assert scenario(run) == "You typed: hi"
+        requests, launches = site.requests, launch.launches
+        with recorder.run("sync-keyboard", store=store_dir) as run:
+            assert scenario(run) == "You typed: hi"
+            assert run.stats.live == 0
+        assert (site.requests, launch.launches) == (requests, launches)
         with recorder.run("sync-keyboard", store=store_dir) as run:
             page = run.new_page()
             page.goto(site.url + "/keyboard")
-            page.locator("#key-input").click()
-            with pytest.warns(UnrecordedWarning, match="keyboard"):
-                keyboard = page.keyboard
-            keyboard.type("hi")
-            keyboard.press("Enter")
-            assert page.locator("#typed").inner_text() == "You typed: hi"
-            assert isinstance(page.unwrap(), SyncPage)
+            real = page.unwrap()
+            assert isinstance(real, SyncPage)
+            assert real.url == site.url + "/keyboard"
+            page.locator("#key-input").fill("yo")
+            assert run.stats.live == 1
     finally:
         close_browser()
 

@@ -19,17 +19,25 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    Dialog,
+    Page,
+    async_playwright,
+    expect,
+)
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 from playwright.sync_api import expect as sync_expect
 from playwright.sync_api import sync_playwright
 
-from fixtures.site import CATALOGUE, PASSWORD, PER_PAGE, FixtureSite
+from fixtures.site import CATALOGUE, PASSWORD, PER_PAGE, REPORT_CSV, FixtureSite
 from recorder.integrations.browser.launch import find_chromium, launch_args
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
@@ -40,6 +48,19 @@ CHROMIUM = find_chromium()
 LAUNCH_ARGS = launch_args()
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EMAIL = "ada@example.com"
+ZEROED_STATS: dict[str, Any] = {
+    "requests": 0,
+    "hits": {},
+    "submissions": 0,
+    "orders": [],
+    "notifications": [],
+    "popup_actions": 0,
+    "deletions": 0,
+    "frame_orders": 0,
+    "downloads": 0,
+    "canvas_clicks": [],
+    "cart": [],
+}
 
 # Async tests run on the module's event loop, the one the shared browser lives on.
 on_module_loop = pytest.mark.asyncio(loop_scope="module")
@@ -109,6 +130,20 @@ def _get(url: str) -> tuple[int, str]:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as error:
         return error.code, error.read().decode()
+
+
+def _post(url: str, data: bytes = b"", content_type: str = "") -> tuple[int, Any]:
+    """POST ``data`` with urllib; return ``(status, JSON or text body)``, errors included."""
+    headers = {"Content-Type": content_type} if content_type else {}
+    request = urllib.request.Request(url, data=data, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            status, raw, kind = response.status, response.read(), response.headers
+    except urllib.error.HTTPError as error:
+        status, raw, kind = error.code, error.read(), error.headers
+    if kind.get_content_type() == "application/json":
+        return status, json.loads(raw)
+    return status, raw.decode()
 
 
 async def _stats(page: Page, site: FixtureSite) -> dict[str, Any]:
@@ -455,9 +490,7 @@ async def test_request_counter_counts_everything_but_stats(page: Page, site: Fix
 
     reset = await page.request.post(site.url + "/__reset")
     assert reset.ok and await reset.json() == {"ok": True}
-    assert await _stats(page, site) == {
-        "requests": 0, "hits": {}, "submissions": 0, "orders": [], "notifications": []
-    }  # fmt: skip
+    assert await _stats(page, site) == ZEROED_STATS
 
 
 @on_module_loop
@@ -519,6 +552,279 @@ async def test_concurrent_requests_are_counted_exactly(site: FixtureSite) -> Non
     assert set(statuses) == {200}
     assert time.monotonic() - started < 1.2  # the slow requests ran in parallel
     assert site.requests == 24 and site.hits == {"/slow": 4, "/search": 20}
+
+
+# -- event-driven pages (async API) ------------------------------------------------------
+
+
+@on_module_loop
+async def test_popups_open_target_and_post_action(page: Page, site: FixtureSite) -> None:
+    await page.goto(site.url + "/popups")
+    async with page.expect_popup() as tab_info:  # target=_blank (noopener) link
+        await page.get_by_role("link", name="Open in a new tab").click()
+    tab = await tab_info.value
+    await expect(tab).to_have_url(site.url + "/popup-target?from=link")
+    await expect(tab.get_by_role("heading", level=1)).to_have_text("Popup target")
+    await expect(tab.locator("#from")).to_have_text("link")
+    await tab.locator("#confirm-popup").click()
+    await expect(tab.locator("#done")).to_have_text("Popup action done")
+    assert site.popup_actions == 1
+
+    async with page.expect_popup() as window_info:  # window.open(...)
+        await page.locator("#open-window").click()
+    window = await window_info.value
+    await expect(window.locator("#from")).to_have_text("window")
+    assert await window.opener() == page
+    await window.get_by_role("button", name="Confirm").click()
+    await expect(window.locator("#done")).to_be_visible()
+    assert site.popup_actions == 2
+    assert len(page.context.pages) == 3
+    assert site.hits["/popup-target"] == 2 and site.hits["/popup-action"] == 2
+
+
+@on_module_loop
+async def test_dialogs_alert_confirm_prompt_and_delete(page: Page, site: FixtureSite) -> None:
+    # Each planned answer: accept (with an optional prompt text) or dismiss.
+    plan: list[tuple[bool, str | None]] = []
+    seen: list[tuple[str, str, str]] = []
+
+    async def answer(dialog: Dialog) -> None:
+        seen.append((dialog.type, dialog.message, dialog.default_value))
+        accept, text = plan.pop(0)
+        if not accept:
+            await dialog.dismiss()
+        elif text is None:
+            await dialog.accept()
+        else:
+            await dialog.accept(text)
+
+    page.on("dialog", answer)
+    await page.goto(site.url + "/dialogs")
+
+    async def run(button: str, *answers: tuple[bool, str | None]) -> None:
+        plan.extend(answers)
+        await page.locator(f"#{button}").click()
+
+    await run("alert", (True, None))
+    await expect(page.locator("#alert-result")).to_have_text("alerted")
+    await run("confirm", (True, None))
+    await expect(page.locator("#confirm-result")).to_have_text("confirmed")
+    await run("confirm", (False, None))
+    await expect(page.locator("#confirm-result")).to_have_text("cancelled")
+    await run("prompt", (True, "Ada"))
+    await expect(page.locator("#prompt-result")).to_have_text("Ada")
+    await run("prompt", (False, None))
+    await expect(page.locator("#prompt-result")).to_have_text("(cancelled)")
+    await run("delete", (False, None))
+    await expect(page.locator("#delete-result")).to_have_text("kept")
+    assert site.deletions == 0
+    await run("delete", (True, None))
+    await expect(page.locator("#delete-result")).to_have_text("deleted 1")
+    await run("delete", (True, None))
+    await expect(page.locator("#delete-result")).to_have_text("deleted 2")
+    assert site.deletions == 2 and site.hits["/dialogs/delete"] == 2
+    assert plan == []
+    assert seen == [
+        ("alert", "Hello from the site", ""),
+        ("confirm", "Delete the draft?", ""),
+        ("confirm", "Delete the draft?", ""),
+        ("prompt", "Your name?", "guest"),
+        ("prompt", "Your name?", "guest"),
+        ("confirm", "Really delete?", ""),
+        ("confirm", "Really delete?", ""),
+        ("confirm", "Really delete?", ""),
+    ]
+
+
+@on_module_loop
+async def test_frames_greeting_and_order(page: Page, site: FixtureSite) -> None:
+    await page.goto(site.url + "/frames")
+    inner = page.frame_locator("#inner")
+    await inner.get_by_label("Name").fill("Ada")
+    await inner.get_by_role("button", name="Greet").click()
+    await expect(inner.locator("#frame-greeting")).to_have_text("Hello, Ada")
+    assert site.frame_orders == 0  # the greeting is client-side only
+
+    await inner.get_by_role("button", name="Order").click()
+    await expect(inner.locator("#frame-order-result")).to_have_text("ordered 1")
+    await inner.locator("#frame-order").click()
+    await expect(inner.locator("#frame-order-result")).to_have_text("ordered 2")
+    assert site.frame_orders == 2
+
+    frame = page.frame(name="inner")
+    assert frame is not None and frame.url == site.url + "/frame-inner"
+    assert frame.parent_frame == page.main_frame
+    assert await frame.locator("#frame-greeting").text_content() == "Hello, Ada"
+
+
+@on_module_loop
+async def test_downloads_report_and_blob(page: Page, site: FixtureSite) -> None:
+    await page.goto(site.url + "/downloads")
+    async with page.expect_download() as report_info:
+        await page.get_by_role("link", name="Download the report").click()
+    report = await report_info.value
+    assert report.suggested_filename == "report.csv"
+    assert report.url == site.url + "/download/report.csv"
+    assert (await report.path()).read_bytes() == REPORT_CSV
+    assert site.downloads == 1
+    await expect(page).to_have_url(site.url + "/downloads")  # an attachment: no navigation
+
+    async with page.expect_download() as blob_info:
+        await page.locator("#report-js").click()
+    blob = await blob_info.value
+    assert blob.suggested_filename == "blob.csv"
+    assert blob.url.startswith("blob:")
+    assert (await blob.path()).read_bytes() == b"a,b\n1,2\n"
+    assert site.downloads == 1  # made in the page, no request
+
+    with urllib.request.urlopen(site.url + "/download/report.csv", timeout=10) as response:
+        assert response.headers["Content-Type"] == "text/csv"
+        assert response.headers["Content-Disposition"] == 'attachment; filename="report.csv"'
+        assert response.read() == REPORT_CSV
+    assert site.downloads == 2
+
+
+@on_module_loop
+async def test_canvas_clicks_and_keys(page: Page, site: FixtureSite) -> None:
+    await page.goto(site.url + "/canvas")
+    box = await page.locator("#pad").bounding_box()
+    assert box == {"x": 0, "y": 0, "width": 400, "height": 300}  # the top-left corner
+
+    points = [(10, 20), (200, 150), (390, 290)]
+    for x, y in points:
+        async with page.expect_response("**/canvas/click") as response_info:
+            await page.mouse.click(x, y)
+        assert (await response_info.value).ok
+    async with page.expect_response("**/canvas/click"):
+        await page.locator("#pad").click(position={"x": 5, "y": 7})
+    await expect(page.locator("#clicks")).to_have_text("10,20; 200,150; 390,290; 5,7")
+    assert site.canvas_clicks == [{"x": x, "y": y} for x, y in [*points, (5, 7)]]
+    alpha = await page.evaluate(
+        "document.getElementById('pad').getContext('2d').getImageData(10, 20, 1, 1).data[3]"
+    )
+    assert alpha > 0  # a dot was drawn
+
+    typed = page.get_by_label("Type here")
+    await typed.press_sequentially("ab")
+    await typed.press("Enter")
+    await typed.press("Shift+C")
+    await expect(page.locator("#keys")).to_have_text("a b Enter Shift C")
+    await expect(page.locator("#typed")).to_have_value("abC")
+
+
+@on_module_loop
+async def test_late_element_appears(page: Page, site: FixtureSite) -> None:
+    await page.goto(site.url + "/late?delay_ms=300")
+    started = time.monotonic()
+    late = page.get_by_role("button", name="I arrived late")
+    assert await late.count() == 0
+    await late.click()  # auto-waits for the element
+    assert time.monotonic() - started > 0.15
+    await expect(page.locator("#late-result")).to_have_text("clicked late")
+
+    status, body = _get(site.url + "/late")
+    assert status == 200 and "appears 500 ms after" in body  # the default delay
+    assert "appears 0 ms after" in _get(site.url + "/late?delay_ms=-5")[1]
+
+
+@on_module_loop
+async def test_clock_ticks(page: Page, context: BrowserContext, site: FixtureSite) -> None:
+    before = datetime.now(UTC)
+    await page.goto(site.url + "/clock")
+    rendered = datetime.fromisoformat(await page.locator("#now").inner_text())
+    assert rendered.tzinfo is not None
+    assert abs((rendered - before).total_seconds()) < 5
+    ticks = page.locator("#ticks")
+    first = await ticks.inner_text()
+    await expect(ticks).not_to_have_text(first)
+    await page.wait_for_function("Number(document.getElementById('ticks').textContent) >= 3")
+
+    # With Playwright's fake clock, paused, the timer is deterministic.
+    frozen = await context.new_page()
+    start = datetime(2030, 1, 1, tzinfo=UTC)
+    await frozen.clock.install(time=start)
+    await frozen.clock.pause_at(start + timedelta(seconds=1))
+    await frozen.goto(site.url + "/clock")
+    await frozen.wait_for_timeout(250)  # real time passes, page time does not
+    await expect(frozen.locator("#ticks")).to_have_text("0")
+    await frozen.clock.run_for(1000)
+    await expect(frozen.locator("#ticks")).to_have_text("10")
+
+
+@on_module_loop
+async def test_marks_cart_and_checkout(page: Page, site: FixtureSite) -> None:
+    await page.goto(site.url + "/marks")
+    await expect(page.get_by_role("heading", level=1)).to_have_text("Shop")
+    cards = page.locator(".card")
+    await expect(cards).to_have_count(5)
+    await expect(cards.get_by_role("heading", level=2)).to_have_text(
+        [f"Item {k}" for k in range(1, 6)]
+    )
+    # Generic markup: nothing interactive carries an id or a test id.
+    assert await page.locator("button, a").count() == 6
+    assert await page.locator(":is(button, a):is([id], [data-testid])").count() == 0
+
+    count = page.locator(".cart-count")
+    await expect(count).to_have_text("0")
+    for n, item in enumerate([2, 5, 2], start=1):
+        await cards.filter(has_text=f"Item {item}").get_by_role("button").click()
+        await expect(count).to_have_text(str(n))
+    assert site.cart == [2, 5, 2]
+
+    await page.get_by_role("link", name="Checkout").click()
+    await expect(page).to_have_url(site.url + "/marks/checkout")
+    await expect(page.locator("#checkout")).to_have_text("Items: 2, 5, 2")
+    # The cart is site-wide: a cookie-less client sees it too.
+    assert '<span class="cart-count">3</span>' in _get(site.url + "/marks")[1]
+
+
+# -- event-driven pages (plain HTTP) -----------------------------------------------------
+
+
+def test_event_counters_in_stats_and_reset(site: FixtureSite) -> None:
+    url = site.url
+    assert site.stats() == ZEROED_STATS
+    status, body = _post(url + "/popup-action", b"from=link", "application/x-www-form-urlencoded")
+    assert status == 200 and '<p id="done">Popup action done</p>' in body
+    assert _post(url + "/dialogs/delete") == (200, {"deleted": 1})
+    assert _post(url + "/frame-order") == (200, {"orders": 1})
+    assert _post(url + "/frame-order") == (200, {"orders": 2})
+    click = json.dumps({"x": 3, "y": 4}).encode()
+    assert _post(url + "/canvas/click", click, "application/json") == (200, {"clicks": 1})
+    assert _post(url + "/canvas/click", b"x=5&y=6", "application/x-www-form-urlencoded") == (
+        200,
+        {"clicks": 2},
+    )
+    assert _post(url + "/canvas/click", b'{"x": "a"}', "application/json")[0] == 400
+    assert _post(url + "/marks/add?item=4") == (200, {"count": 1})
+    assert _post(url + "/marks/add?item=6")[0] == 400
+    assert _post(url + "/marks/add")[0] == 400
+    assert _get(url + "/download/report.csv") == (200, REPORT_CSV.decode())
+    assert _get(url + "/popup-action")[0] == 405  # POST only
+    assert '<p id="from">a&lt;b</p>' in _get(url + "/popup-target?from=a%3Cb")[1]
+    assert '<p id="checkout">Items: 4</p>' in _get(url + "/marks/checkout")[1]
+
+    stats = json.loads(_get(url + "/__stats")[1])
+    expected = {
+        "popup_actions": 1,
+        "deletions": 1,
+        "frame_orders": 2,
+        "downloads": 1,
+        "canvas_clicks": [{"x": 3, "y": 4}, {"x": 5, "y": 6}],
+        "cart": [4],
+    }
+    assert {key: stats[key] for key in expected} == expected
+    assert (site.popup_actions, site.deletions, site.frame_orders, site.downloads) == (
+        1,
+        1,
+        2,
+        1,
+    )
+    assert site.canvas_clicks == expected["canvas_clicks"] and site.cart == [4]
+
+    assert _post(url + "/__reset") == (200, {"ok": True})
+    assert site.stats() == ZEROED_STATS
+    assert '<p id="checkout">Items: </p>' in _get(url + "/marks/checkout")[1]
 
 
 # -- sync API --------------------------------------------------------------------------

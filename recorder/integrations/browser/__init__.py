@@ -1,13 +1,17 @@
 """Recorded Playwright pages for runs: ``run.new_page()`` and ``run.wrap(page)``.
 
-Imported only when a run asks for a page; see :mod:`.page` for how steps are recorded,
-:mod:`.checkpoint` for browser state, :mod:`.launch` for finding and sharing Chromium.
+Imported only when a run asks for a page (or for :class:`~.options.Browser`): see
+:mod:`.page` for how steps are recorded and how a page goes live, :mod:`.objects` for
+what the program holds, :mod:`.events` for dialogs, popups and downloads,
+:mod:`.assertions` for Playwright's ``expect``, :mod:`.checkpoint` for browser state,
+:mod:`.launch` for finding and sharing Chromium.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .events import RecordedDialog, RecordedDownload, RecordedExpectation
 from .launch import (
     BrowserNotFoundError,
     find_chromium,
@@ -15,24 +19,27 @@ from .launch import (
     shutdown,
     shutdown_steps,
 )
-from .page import (
-    BrowserReexecutionError,
-    NavigationResult,
-    PageState,
-    RecordedLocator,
-    RecordedPage,
-    UnrecordedWarning,
-)
+from .objects import RecordedContext, RecordedFrame, RecordedLocator, RecordedPage
+from .options import Browser, BrowserResume, Screenshots
+from .page import BrowserReexecutionError, NavigationResult, UnrecordedWarning
 
 if TYPE_CHECKING:
     from ...runtime import Run
 
 __all__ = [
+    "Browser",
     "BrowserNotFoundError",
     "BrowserReexecutionError",
+    "BrowserResume",
     "NavigationResult",
+    "RecordedContext",
+    "RecordedDialog",
+    "RecordedDownload",
+    "RecordedExpectation",
+    "RecordedFrame",
     "RecordedLocator",
     "RecordedPage",
+    "Screenshots",
     "UnrecordedWarning",
     "aclose_browser",
     "close_browser",
@@ -42,36 +49,30 @@ __all__ = [
 ]
 
 
-def _next_index(run: Run) -> int:
-    attempt = run._require_open()
-    attempt.pages += 1
-    return attempt.pages - 1
-
-
 def new_page(run: Run, context_options: dict[str, Any]) -> Any:
     """See :meth:`recorder.Run.new_page`."""
+    from . import assertions, objects
+
     attempt = run._require_open()
     kind = "async" if attempt.entered_async or _in_event_loop() else "sync"
-    page = RecordedPage(PageState(run, _next_index(run), kind, dict(context_options)))
-    if kind == "sync":
-        return page
+    assertions.install()
+    page = objects.new_page(run, context_options, kind)
+    return page if kind == "sync" else _ready(page)
 
-    async def ready() -> RecordedPage:
-        return page
 
-    return ready()
+async def _ready(page: RecordedPage) -> RecordedPage:
+    return page
 
 
 def wrap(run: Run, page: Any) -> RecordedPage:
     """See :meth:`recorder.Run.wrap`."""
+    from . import assertions, objects
+
     module = type(page).__module__
     if not module.startswith("playwright."):
         raise TypeError(f"run.wrap() takes a Playwright page, not {type(page).__name__}")
-    kind = "async" if "async_api" in module else "sync"
-    state = PageState(run, _next_index(run), kind, {})
-    state.real = page
-    state.owned = False
-    return RecordedPage(state)
+    assertions.install()
+    return objects.wrap(run, page, "async" if "async_api" in module else "sync")
 
 
 def _in_event_loop() -> bool:

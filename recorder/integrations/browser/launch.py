@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import functools
 import glob
 import os
 import shutil
@@ -103,6 +104,8 @@ class _Shared:
 
 _lock = threading.Lock()
 _shared: dict[str, _Shared] = {}
+_launching: dict[Any, Any] = {}
+"""A future per event loop while a launch for it is under way."""
 launches = 0
 """How many times this process launched Chromium (tests read it: a replay launches none)."""
 
@@ -139,7 +142,28 @@ def launch_steps(
     kind: str, starter: Any, *, chromium: str | None, headless: bool
 ) -> Generator[Op, Any, Any]:
     """Steps that return the shared browser for ``kind`` ("sync" or "async"),
-    launching it when there is none yet (or it belongs to a closed event loop)."""
+    launching it when there is none yet (or it belongs to a closed event loop).
+
+    Pages of one event loop that go live at the same moment share one launch: the
+    first launches, the others wait for it (one Chromium per process)."""
+    loop = _running_loop() if kind == "async" else None
+    if loop is not None:
+        launching = _launching.get(loop)
+        while launching is not None:
+            yield functools.partial(asyncio.shield, launching)
+            launching = _launching.get(loop)
+        _launching[loop] = loop.create_future()
+    try:
+        return (yield from _launch_steps(kind, starter, chromium=chromium, headless=headless))
+    finally:
+        if loop is not None:
+            done = _launching.pop(loop)
+            done.set_result(None)
+
+
+def _launch_steps(
+    kind: str, starter: Any, *, chromium: str | None, headless: bool
+) -> Generator[Op, Any, Any]:
     with _lock:
         shared = _shared.get(kind)
     if (

@@ -1,23 +1,28 @@
-"""Recorded Playwright pages and locators.
+"""The state of one recorded page: its recorded steps and the one way it goes live.
 
-A :class:`RecordedPage` stands for a Playwright page that may not exist yet. Each
-recorded method becomes a ``browser`` step whose key is chained to the previous browser
-step on the same page (its history determines its result), so a browser step replays
-only if everything before it on that page replayed. Replaying launches nothing; the
-first step that must run live starts Chromium (shared per process), opens a context
-restored from the last replayed checkpoint (or re-executes the recorded actions, with
-``browser_resume="reexecute"``), then runs the step and records it with a new
-checkpoint. Methods not recorded reach the real page with a warning.
+Each recorded method becomes a ``browser`` step whose key is chained to the previous
+browser step on the same page (its history determines its result), so a browser step
+replays only if everything before it on that page replayed. Replaying launches nothing.
+
+**The one rule for the real page.** A page goes live when a step must run live (it is
+not recorded), or when the program needs something the record cannot answer (an
+unrecorded method, ``unwrap()``, a route, a handler for an unrecorded event). Either
+way :meth:`PageState.live_steps` first brings a real page to the exact state the
+record describes at that point: a context restored from the last replayed checkpoint
+(cookies, storage, viewport), the checkpoint's URL, then the in-page steps replayed
+since that page last navigated (form inputs, ``evaluate``; see ``chains.REAPPLIED``),
+each checked against its record with a short timeout. From then on every step of that
+page runs live (on this attempt; a later attempt replays what this one recorded), so a
+real page never sits elsewhere while replayed steps pretend to move it.
 """
 
 from __future__ import annotations
 
 import functools
-import inspect
 import json
-import re
+import sys
 import warnings
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -26,57 +31,44 @@ from ...errors import ConfigError, RecorderError
 from ...keys import dumps, hash_bytes
 from ...records import StepRecord
 from . import checkpoint as checkpoints
+from . import events
+from .chains import (
+    CHANGES_STATE,
+    NAVIGATIONS,
+    REAPPLIED,
+    SCREENSHOTS,
+    api_name,
+    decode_arg,
+    describe,
+    encode_arg,
+    resolve,
+    selector_argument,
+    takes_timeout,
+)
 from .drive import Op, drive_async, drive_sync
 from .launch import launch_steps
+from .options import Browser, BrowserResume, Screenshots, browser_options
 
 if TYPE_CHECKING:
     from ...runtime import Run
+    from .objects import RecordedPage
 
-__all__ = [
-    "BrowserReexecutionError",
-    "NavigationResult",
-    "RecordedLocator",
-    "RecordedPage",
-    "UnrecordedWarning",
-]
+__all__ = ["RESUME_TIMEOUT_MS", "BrowserReexecutionError", "NavigationResult", "PageState",
+           "RecordedHandle", "UnrecordedWarning", "unrecorded_warning"]  # fmt: skip
 
-NAVIGATIONS = frozenset({"goto", "reload", "go_back", "go_forward"})
-WAITS = frozenset({"wait_for_url", "wait_for_load_state"})
-ACTIONS = frozenset({
-    "click", "dblclick", "fill", "type", "press", "check", "uncheck", "set_checked",
-    "select_option", "hover", "set_input_files", "drag_and_drop", "drag_to", "focus",
-    "clear", "press_sequentially", "tap",
-})  # fmt: skip
-READS = frozenset({
-    "content", "title", "inner_text", "inner_html", "text_content", "input_value",
-    "get_attribute", "is_visible", "is_hidden", "is_checked", "is_enabled", "is_disabled",
-    "is_editable", "count", "all_inner_texts", "all_text_contents", "aria_snapshot",
-})  # fmt: skip
-EVALUATES = frozenset({"evaluate"})
-INPUTS = frozenset({
-    "fill", "type", "press_sequentially", "check", "uncheck", "set_checked", "select_option",
-    "set_input_files", "clear",
-})  # fmt: skip
-"""Actions that only set a form control: re-applied after a restore (see live_steps)."""
-SCREENSHOTS = frozenset({"screenshot"})
-RECORDED = NAVIGATIONS | WAITS | ACTIONS | READS | EVALUATES | SCREENSHOTS
-CHANGES_STATE = NAVIGATIONS | WAITS | ACTIONS | EVALUATES
-"""Steps after which a checkpoint is taken (a wait lets a navigation land)."""
-BUILDERS = frozenset({
-    "locator", "get_by_role", "get_by_text", "get_by_label", "get_by_placeholder",
-    "get_by_test_id", "get_by_alt_text", "get_by_title", "nth", "filter", "and_", "or_",
-})  # fmt: skip
-PROPERTIES = frozenset({"first", "last"})
+RESUME_TIMEOUT_MS = 5_000
+"""How long a step run again to bring a page to its recorded state may wait for its
+element: a state that cannot be rebuilt is reported in seconds, not after 30."""
 
 
 class UnrecordedWarning(UserWarning):
-    """A Playwright method the recorder does not record was used: it runs on the real
-    page (starting the browser if needed) and a replay will run it again."""
+    """A Playwright method the recorder does not record was used: the page goes live
+    there (brought to its recorded state first) and runs live from then on."""
 
 
 class BrowserReexecutionError(RecorderError):
-    """``browser_resume="reexecute"`` re-ran a recorded browser step and got another
-    result than the record: the page is not in the state the rest of the record assumes."""
+    """A page could not be brought to its recorded state: a step run again to rebuild
+    it failed or gave another result than its record."""
 
 
 @dataclass(frozen=True)
@@ -91,64 +83,42 @@ class NavigationResult:
     status_text: str = ""
 
 
-# -- arguments ---------------------------------------------------------------------------
+class RecordedHandle:
+    """What ``wait_for_function`` returned: its value, recorded (``json_value()``)."""
+
+    def __init__(self, kind: str, value: Any) -> None:
+        self._kind, self._value = kind, value
+
+    def json_value(self) -> Any:
+        return events.result_for(self._kind, self._value)
+
+    def dispose(self) -> Any:
+        return events.result_for(self._kind, None)
 
 
-def _encode_arg(value: Any) -> Any:
-    """A step argument in a JSON form that can be run again: locators become their
-    chain, regular expressions their pattern and flags."""
-    if isinstance(value, RecordedLocator):
-        return {"$locator": value._chain}
-    if isinstance(value, re.Pattern):
-        return {"$regex": value.pattern, "flags": int(value.flags)}
-    if isinstance(value, list | tuple):
-        return [_encode_arg(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _encode_arg(v) for k, v in value.items()}
-    return value
+_warned: set[tuple[str, int, str]] = set()
 
 
-def _decode_arg(page: Any, value: Any) -> Any:
-    if isinstance(value, list):
-        return [_decode_arg(page, v) for v in value]
-    if isinstance(value, dict):
-        if "$locator" in value and len(value) == 1:
-            return resolve(page, value["$locator"])
-        if "$regex" in value:
-            return re.compile(value["$regex"], value.get("flags", 0))
-        return {k: _decode_arg(page, v) for k, v in value.items()}
-    return value
-
-
-def resolve(page: Any, chain: list[Any]) -> Any:
-    """The real Playwright object a chain of locator builders names, from ``page``."""
-    target = page
-    for name, args, kwargs in chain:
-        if name in PROPERTIES:
-            target = getattr(target, name)
-        else:
-            target = getattr(target, name)(*_decode_arg(page, args), **_decode_arg(page, kwargs))
-    return target
-
-
-def describe(chain: list[Any]) -> str:
-    """``locator('#row') >> nth(2)``: a chain as the trace shows it."""
-    parts = []
-    for name, args, kwargs in chain:
-        if name in PROPERTIES:
-            parts.append(name)
-            continue
-        shown = [json.dumps(a) for a in args] + [f"{k}={json.dumps(v)}" for k, v in kwargs.items()]
-        parts.append(f"{name}({', '.join(shown)})")
-    return " >> ".join(parts)
-
-
-def _selector_argument(action: str, args: tuple[Any, ...]) -> str | None:
-    """The selector of a page-level call such as ``page.click("#go")``."""
-    takes_selector = action in ACTIONS | READS and action not in ("content", "title")
-    if takes_selector and args and isinstance(args[0], str):
-        return args[0]
-    return None
+def unrecorded_warning(what: str) -> None:
+    """Warn once per call site (the first frame outside the recorder) that ``what`` is
+    not recorded and the page goes live there."""
+    frame = sys._getframe(1)
+    while frame.f_back is not None and frame.f_globals.get("__name__", "").startswith("recorder."):
+        frame = frame.f_back
+    site = (frame.f_code.co_filename, frame.f_lineno, what)
+    if site in _warned:
+        return
+    _warned.add(site)
+    warnings.warn_explicit(
+        f"{what} is not recorded: the page goes live here. It is first brought to the "
+        "state the record describes (restored from its last checkpoint), then this call and "
+        "every later step of the page run live, on every re-run. Use a recorded method "
+        "where there is one (docs/browser.md lists them) to replay with no browser.",
+        UnrecordedWarning,
+        frame.f_code.co_filename,
+        frame.f_lineno,
+        module=frame.f_globals.get("__name__"),
+    )
 
 
 def _result_of(action: str, raw: Any) -> Any:
@@ -157,86 +127,138 @@ def _result_of(action: str, raw: Any) -> Any:
         if raw is None:
             return None
         return {"url": raw.url, "status": raw.status, "ok": raw.ok, "status_text": raw.status_text}
+    if action == "wait_for_selector":
+        return raw is not None
     return raw
 
 
-def _value_of(action: str, recorded: Any) -> Any:
-    if action in NAVIGATIONS and isinstance(recorded, dict):
-        return NavigationResult(**recorded)
-    return recorded
-
-
-# -- per-page state ----------------------------------------------------------------------
-
-
 class PageState:
-    """Everything one recorded page knows: its place in the run, its history, and the
-    real page once it exists."""
+    """Everything one recorded page knows: its place in the run, its history, its
+    family (the pages sharing its context), and the real page once it exists."""
 
-    def __init__(self, run: Run, index: int, kind: str, options: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        run: Run,
+        index: int,
+        kind: str,
+        family: events.Family,
+        *,
+        opener: PageState | None = None,
+        url: str = "about:blank",
+    ) -> None:
         self.run = run
         self.attempt = run.attempt
         self.index = index
         self.kind = kind
-        self.options = options
+        self.family = family
+        self.opener = opener
+        self.options: Browser = browser_options(run.browser)
         self.last_key: str | None = None
-        self.url = "about:blank"
+        self.url = url
         self.checkpoint: str | None = None
         self.history: list[StepRecord] = []
-        self.inputs: list[StepRecord] = []
-        """Replayed form inputs since the page last changed URL: a checkpoint does not
-        hold typed values, so a restore puts them back."""
+        self.window: list[StepRecord] = []
+        """Replayed in-page steps since the page last navigated (see chains.REAPPLIED):
+        a restore runs them again."""
+        self.frames: list[list[str]] = []
         self.local_by_origin: dict[str, list[Any]] = {}
         self.real: Any = None
         self.watch: checkpoints.NavigationWatch | None = None
         self.owned = True
         self.started = False
+        self.deferred: list[Callable[[Any], Any]] = []
+        """Calls on the real page the program made before it existed (``page.on`` for an
+        unrecorded event...): made when the page goes live, at its next step."""
+        self.listeners: dict[str, list[Callable[..., Any]]] = {}
+        self.once: set[int] = set()
+        self.public: RecordedPage = None  # type: ignore[assignment]  # set by RecordedPage
 
     def drive(self, steps: Generator[Op, Any, Any]) -> Any:
         if self.kind == "async":
             return drive_async(steps)
         return drive_sync(steps)
 
-    def _check_attempt(self) -> None:
+    def check_attempt(self) -> None:
         if self.run.attempt != self.attempt or not self.run.is_open:
             raise RecorderError(
                 "this page belongs to an attempt that has ended; create a new one with "
                 "run.new_page() inside the new attempt."
             )
 
+    # -- handlers of recorded events -----------------------------------------------------
+
+    def handlers(self, event: str) -> list[Callable[..., Any]]:
+        """The program's handlers for ``event``; ``once`` handlers are taken off."""
+        found = list(self.listeners.get(event, ()))
+        for handler in found:
+            if id(handler) in self.once:
+                self.once.discard(id(handler))
+                self.listeners[event].remove(handler)
+        return found
+
+    def opened(
+        self, real: Any, *, index: int | None = None, url: str = "about:blank"
+    ) -> RecordedPage:
+        """The recorded page for a popup of this page: live (``real``) or replayed (its
+        recorded ``index`` and URL). The same index gives the same object."""
+        from .objects import RecordedPage, next_index
+
+        family = self.family
+        if index is not None and index in family.pages:
+            return family.pages[index]
+        index = next_index(self.run, index)
+        state = PageState(self.run, index, self.kind, family, opener=self, url=url)
+        page = RecordedPage(state)
+        family.pages[index] = page
+        if real is not None:
+            state.real, state.started, state.url = real, True, real.url
+            state.watch = checkpoints.NavigationWatch(real)
+            events.listen(state)
+        return page
+
     # -- the recorded step -------------------------------------------------------------
 
     def step_steps(
-        self, chain: list[Any], action: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+        self,
+        chain: list[Any],
+        action: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        execute: Callable[[Any], Op] | None = None,
+        name: str | None = None,
     ) -> Generator[Op, Any, Any]:
-        self._check_attempt()
+        """One recorded call of ``action`` on the object ``chain`` names. ``execute``
+        gives the live call for a step that is not a plain method call (``expect``)."""
+        self.check_attempt()
         run = self.run
         effect = kwargs.pop("effect", None)
         if effect is not None and (not isinstance(effect, str) or not effect):
             raise ConfigError(f"effect= names the side effect (a non-empty str), not {effect!r}.")
-        enc_args, enc_kwargs = _encode_arg(list(args)), _encode_arg(kwargs)
-        selector = describe(chain) if chain else _selector_argument(action, args)
+        enc_args, enc_kwargs = encode_arg(list(args)), encode_arg(kwargs)
+        selector = describe(chain) if chain else selector_argument(action, args)
         request = {"page": self.index, "prev": self.last_key, "target": chain,
                    "action": action, "args": enc_args, "kwargs": enc_kwargs}  # fmt: skip
-        call = run.begin("browser", action, request, {"action": action, "selector": selector})
+        call = run.begin(
+            "browser",
+            name or action,
+            request,
+            {"action": action, "selector": selector},
+            live=self.started or bool(self.deferred),
+        )
         if call.replayed:
             record = call.record
             assert record is not None
             self.last_key = call.key
-            self.history.append(record)
-            url = record.meta.get("url", self.url)
-            if action in INPUTS and record.error is None:
-                self.inputs.append(record)
-            elif url != self.url or action in NAVIGATIONS:
-                self.inputs = []
-            self.url = url
-            self.checkpoint = record.meta.get("checkpoint") or self.checkpoint
+            self._follow(record, action)
+            for event in record.meta.get("events", ()):
+                yield from events.deliver_steps(self, event)
             value = call.replay()
             path = kwargs.get("path")
             if action in SCREENSHOTS and path and isinstance(value, bytes):
                 with open(path, "wb") as handle:
                     handle.write(value)
-            return _value_of(action, value)
+            return self._value_of(chain, action, args, value)
         page = yield from self.live_steps()
         if effect is not None:  # right before the action: the browser is ready
             settled, value = effects.guard(run, call, effect)
@@ -246,16 +268,22 @@ class PageState:
         blobs: dict[str, bytes] = {}
         meta: dict[str, Any] = {}
         try:
-            target = resolve(page, chain)
-            raw = yield lambda: getattr(target, action)(
-                *_decode_arg(page, enc_args), **_decode_arg(page, enc_kwargs)
-            )
+            if execute is not None:
+                raw = yield execute(page)
+            else:
+                target = resolve(page, chain)
+                raw = yield lambda: getattr(target, action)(
+                    *decode_arg(page, enc_args), **decode_arg(page, enc_kwargs)
+                )
+            if action == "wait_for_function":
+                raw = yield raw.json_value
         except Exception as exc:
-            if run.screenshots != "off":
+            if self.options.screenshots != Screenshots.OFF:
                 shot = yield from self._screenshot_steps(page)
                 if shot is not None:
                     meta["screenshot"] = hash_bytes(shot)
                     blobs[meta["screenshot"]] = shot
+            yield from self._events_steps(meta, blobs)
             meta["url"] = page.url
             call.fail(exc, record=True, meta=meta, blobs=blobs)
             self.last_key = call.key
@@ -264,24 +292,91 @@ class PageState:
             call.abandon()
             raise
         result = _result_of(action, raw)
-        if action in CHANGES_STATE:
+        yield from self._events_steps(meta, blobs)
+        if action in CHANGES_STATE and not page.is_closed():
             data = yield from checkpoints.capture_steps(
-                page, self.local_by_origin, indexed_db=run.indexed_db, watch=self.watch
+                page, self.local_by_origin, indexed_db=self.options.indexed_db, watch=self.watch
             )
             ref = hash_bytes(data)
             blobs[ref] = data
             meta["checkpoint"] = self.checkpoint = ref
         if action in SCREENSHOTS and isinstance(result, bytes):
             meta["screenshot"] = hash_bytes(result)
-        elif run.screenshots == "each_step":
+        elif self.options.screenshots == Screenshots.EACH_STEP and not page.is_closed():
             shot = yield from self._screenshot_steps(page)
             if shot is not None:
                 meta["screenshot"] = hash_bytes(shot)
                 blobs[meta["screenshot"]] = shot
+        frames = page.frames if not page.is_closed() else []
+        if len(frames) > 1:
+            meta["frames"] = self.frames = [[f.name, f.url] for f in frames]
         meta["url"] = self.url = page.url
         call.commit(result, meta=meta, blobs=blobs)
         self.last_key = call.key
-        return _value_of(action, result)
+        return self._value_of(chain, action, args, result)
+
+    def _value_of(self, chain: list[Any], action: str, args: tuple[Any, ...], recorded: Any) -> Any:
+        """What the program gets for a step's recorded result, live or replayed."""
+        if action in NAVIGATIONS and isinstance(recorded, dict):
+            return NavigationResult(**recorded)
+        if action == "wait_for_selector":
+            if not recorded:
+                return None
+            from .objects import RecordedLocator
+
+            return RecordedLocator(self, [*chain, ["locator", [args[0]], {}]])
+        if action == "wait_for_function":
+            return RecordedHandle(self.kind, recorded)
+        return recorded
+
+    def _follow(self, record: StepRecord, action: str) -> None:
+        """Keep what a replayed step tells of the page: URL, checkpoint, frames, and the
+        in-page steps a restore runs again."""
+        if action != "expect":
+            self.history.append(record)
+        meta = record.meta
+        url = meta.get("url", self.url)
+        if url != self.url or action in NAVIGATIONS:
+            self.window = []
+        if action in REAPPLIED and record.error is None and "effect" not in meta:
+            self.window.append(record)
+        self.url = url
+        self.checkpoint = meta.get("checkpoint") or self.checkpoint
+        if "frames" in meta:
+            self.frames = meta["frames"]
+
+    def _events_steps(
+        self, meta: dict[str, Any], blobs: dict[str, bytes]
+    ) -> Generator[Op, Any, None]:
+        found, more = yield from events.collect_steps(self)
+        if found:
+            meta["events"] = found
+            blobs.update(more)
+
+    def event_step_steps(
+        self, kind: str, pending: events.Pending | None
+    ) -> Generator[Op, Any, None]:
+        """An event an expectation waited for, written as a step of its own (it came
+        after the step that caused it was written): live, ``pending`` is it; replayed,
+        the record gives it back."""
+        request = {"page": self.index, "prev": self.last_key, "event": kind}
+        call = self.run.begin("browser", "event", request, {"action": f"event:{kind}"},
+                              live=self.started)  # fmt: skip
+        if call.replayed:
+            self.last_key = call.key
+            event = call.replay()
+            yield from events.deliver_steps(self, event)
+            return
+        if pending is None:
+            raise BrowserReexecutionError(
+                f"page {self.index}: the {kind} this code waits for was not recorded: the "
+                f"step that caused it replayed (the process stopped between that step and "
+                f"the {kind}'s record), so it will not happen again. Re-run the cell with "
+                "recorder.run(..., mode='record') to record the run anew."
+            )
+        found, blobs = yield from events.collect_steps(self, pending)
+        call.commit(found[0], meta={"url": self.url}, blobs=blobs)
+        self.last_key = call.key
 
     def _screenshot_steps(self, page: Any) -> Generator[Op, Any, bytes | None]:
         try:
@@ -292,28 +387,48 @@ class PageState:
 
     # -- going live --------------------------------------------------------------------
 
+    def _restore_point(self) -> dict[str, Any] | None:
+        """The checkpoint a restore starts from: the page's own, else (a popup or a new
+        page of the context with no state-changing step yet) its opener's state at its
+        own URL."""
+        source, url = self, None
+        if self.checkpoint is None and self.opener is not None:
+            source, url = self.opener, self.url
+        if source.checkpoint is None:
+            return None
+        found: dict[str, Any] = json.loads(
+            self.run.journal.blob(source.checkpoint, step=f"page {source.index} checkpoint")
+        )
+        if url is not None:
+            found["url"] = url
+            found["session"] = {}
+        return found
+
     def live_steps(self) -> Generator[Op, Any, Any]:
-        """The real page, ready for a live step: on first use, launch (or reuse)
-        Chromium and open a context restored from the last replayed checkpoint, or
-        re-execute the page's recorded history. A page given to ``run.wrap`` is restored
+        """The real page, at the state the record describes (see the module docstring);
+        from now on the page's steps run live. A page given to ``run.wrap`` is restored
         in place (its context gets the cookies, its origin the storage)."""
         if self.started:
             return self.real
-        run = self.run
-        restore = None
-        if run.browser_resume == "restore" and self.checkpoint is not None:
-            label = f"page {self.index} checkpoint"
-            restore = json.loads(run.journal.blob(self.checkpoint, step=label))
+        opts, family = self.options, self.family
+        restore = self._restore_point() if opts.resume == BrowserResume.RESTORE else None
         if self.real is None:
-            browser = yield from launch_steps(
-                self.kind, _starter(self.kind), chromium=run.chromium, headless=run.headless
-            )
-            options = dict(self.options)
-            if restore is not None:
-                options = checkpoints.context_options(restore, options)
-            context = yield lambda: browser.new_context(**options)
-            run.add_closer(context.close)
+            if family.context is None:
+                browser = yield from launch_steps(
+                    self.kind, _starter(self.kind), chromium=opts.chromium, headless=opts.headless
+                )
+                options = {**opts.context, **family.options}
+                if restore is not None:
+                    options = checkpoints.context_options(restore, options)
+                context = yield lambda: browser.new_context(**options)
+                self.run.add_closer(context.close)
+                family.context = context
+            elif restore is not None and restore.get("cookies"):
+                context = family.context
+                yield lambda: context.add_cookies(restore["cookies"])
+            context = family.context
             self.real = yield context.new_page
+            family.pages.setdefault(self.index, self.public)
         elif restore is not None and restore.get("cookies"):
             context = self.real.context
             yield lambda: context.add_cookies(restore["cookies"])
@@ -326,11 +441,17 @@ class PageState:
             yield from checkpoints.restore_steps(
                 page, restore, _fulfill(self.kind), local=not self.owned
             )
-            if self.inputs and page.url == self.url:
-                yield from self._reexecute_steps(page, self.inputs, "form inputs re-applied")
-        elif run.browser_resume == "reexecute" and self.history:
+            if self.window:
+                yield from self._reexecute_steps(page, self.window, "restoring")
+        elif opts.resume == BrowserResume.REEXECUTE and self.history:
             yield from self._reexecute_steps(page, self.history, "re-executing")
+        elif self.url.startswith(("http://", "https://")) and page.url != self.url:
+            yield lambda: page.goto(self.url)  # a popup with no checkpoint of its own
         self.watch = yield from checkpoints.watch_steps(page, page.context if self.owned else None)
+        events.listen(self)
+        for deferred in self.deferred:
+            yield functools.partial(deferred, page)
+        self.deferred = []
         self.started = True
         return page
 
@@ -338,32 +459,38 @@ class PageState:
         self, page: Any, history: list[StepRecord], why: str
     ) -> Generator[Op, Any, None]:
         """Run recorded steps again, live, checking each result against the record
-        (``why`` says in errors what was being done)."""
+        (``why`` says in errors what was being done), each waiting at most
+        :data:`RESUME_TIMEOUT_MS` for its element."""
         journal = self.run.journal
+        hint = (
+            "Record the run again (recorder.run(..., mode='record'))."
+            if why == "re-executing"
+            else "The page's state came partly from steps that are never run again (clicks, "
+            "key presses). Use recorder.Browser(resume='reexecute') to run the whole page "
+            "history again, or record the run again (mode='record')."
+        )
         for record in history:
             request = journal.request(record)
-            target = resolve(page, request["target"])
-            action = request["action"]
-            args, kwargs = _decode_arg(page, request["args"]), _decode_arg(page, request["kwargs"])
-            where = describe(request["target"]) or request["args"]
-            hint = (
-                "Use browser_resume='restore' or record the run again."
-                if why == "re-executing"
-                else "The restored page lacks the form control: record the run again."
-            )
+            chain, action = request["target"], request["action"]
+            where = f"step #{record.seq} ({action} {describe(chain) or request['args']})"
+            args = decode_arg(page, request["args"])
+            kwargs = decode_arg(page, request["kwargs"])
+            if takes_timeout(self.kind, api_name(chain), action):
+                kwargs.setdefault("timeout", RESUME_TIMEOUT_MS)
             try:
+                target = resolve(page, chain)
                 raw = yield functools.partial(getattr(target, action), *args, **kwargs)
             except Exception as error:
                 if record.error is not None:
                     continue  # it failed when recorded too
                 raise BrowserReexecutionError(
-                    f"{why}: step #{record.seq} ({action} {where}) raised {error!r:.160}; the "
+                    f"{why} page {self.index} at {page.url}: {where} raised {error!r:.200}; the "
                     f"record has it succeeding. {hint}"
                 ) from error
             if record.error is not None:
                 raise BrowserReexecutionError(
-                    f"{why}: step #{record.seq} ({action} {where}) succeeded; the record has "
-                    f"it failing with {record.error.summary}. {hint}"
+                    f"{why} page {self.index}: {where} succeeded; the record has it failing "
+                    f"with {record.error.summary}. {hint}"
                 )
             if action in SCREENSHOTS:
                 continue
@@ -375,10 +502,12 @@ class PageState:
             )
             if action in NAVIGATIONS and isinstance(got, dict) and isinstance(want, dict):
                 got, want = got.get("url"), want.get("url")
+            if isinstance(got, bytes | bytearray) or (isinstance(want, dict) and "$blob" in want):
+                continue
             if dumps(got) != dumps(want):
                 raise BrowserReexecutionError(
-                    f"{why}: step #{record.seq} ({action} {where}) gave {got!r:.120}, the "
-                    f"record has {want!r:.120}: the page is not in the recorded state. {hint}"
+                    f"{why} page {self.index}: {where} gave {got!r:.160}, the record has "
+                    f"{want!r:.160}: the page is not in the recorded state. {hint}"
                 )
 
 
@@ -405,122 +534,3 @@ def _fulfill(kind: str) -> Any:
         route.fulfill(status=200, content_type="text/html", body=body)
 
     return sync_handler
-
-
-# -- the user-facing objects --------------------------------------------------------------
-
-
-class _Recorded:
-    """Shared by pages and locators: recorded methods, builders, and the rest."""
-
-    _state: PageState
-    _chain: list[Any]
-
-    def _step(self, action: str, *args: Any, **kwargs: Any) -> Any:
-        return self._state.drive(self._state.step_steps(self._chain, action, args, kwargs))
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        if name in RECORDED:
-            return lambda *args, **kwargs: self._step(name, *args, **kwargs)
-        if name in BUILDERS:
-            return lambda *args, **kwargs: self._build(name, args, kwargs)
-        if name in PROPERTIES:
-            return self._build(name, None, None)
-        return self._unrecorded(name)
-
-    def _build(self, name: str, args: Any, kwargs: Any) -> RecordedLocator:
-        link = (
-            [name, None, None]
-            if args is None
-            else [name, _encode_arg(list(args)), _encode_arg(kwargs)]
-        )
-        return RecordedLocator(self._state, [*self._chain, link])
-
-    def _unrecorded(self, name: str) -> Any:
-        state, chain = self._state, self._chain
-        api = _api_class(state.kind, "Page" if not chain else "Locator")
-        if not hasattr(api, name):
-            raise AttributeError(f"Playwright's {api.__name__} has no attribute {name!r}")
-        warnings.warn(
-            f"{type(self).__name__}.{name} is not recorded: it runs on the real page and will "
-            "run again on replay.",
-            UnrecordedWarning,
-            stacklevel=3,
-        )
-
-        def real_steps() -> Generator[Op, Any, Any]:
-            page = yield from state.live_steps()
-            return resolve(page, chain)
-
-        if state.kind == "sync" or state.started:
-            return getattr(state.drive(real_steps()) if state.kind == "sync" else
-                           resolve(state.real, chain), name)  # fmt: skip
-        if not inspect.iscoroutinefunction(getattr(api, name)):
-            raise RecorderError(
-                f"{name} needs the real page, which is not started yet (the run has only "
-                f"replayed so far). Call `real = await page.unwrap()` first (it starts the "
-                f"browser and restores the page), then use real.{name}."
-            )
-
-        async def call_later(*args: Any, **kwargs: Any) -> Any:
-            target = await state.drive(real_steps())
-            return await getattr(target, name)(*args, **kwargs)
-
-        return call_later
-
-
-def _api_class(kind: str, name: str) -> Any:
-    if kind == "async":
-        import playwright.async_api as api
-    else:
-        import playwright.sync_api as api  # type: ignore[no-redef]
-    return getattr(api, name)
-
-
-class RecordedLocator(_Recorded):
-    """A recorded Playwright locator: a chain of builders from its page."""
-
-    def __init__(self, state: PageState, chain: list[Any]) -> None:
-        self._state = state
-        self._chain = chain
-
-    def __repr__(self) -> str:
-        return f"<RecordedLocator {describe(self._chain)}>"
-
-    def all(self) -> Any:
-        """``[locator.nth(i) for i in range(count)]`` with the count recorded."""
-        if self._state.kind == "sync":
-            return [self.nth(i) for i in range(self._step("count"))]
-
-        async def gather() -> list[RecordedLocator]:
-            return [self.nth(i) for i in range(await self._step("count"))]
-
-        return gather()
-
-
-class RecordedPage(_Recorded):
-    """A recorded Playwright page (async or sync API, like the page it stands for)."""
-
-    def __init__(self, state: PageState) -> None:
-        self._state = state
-        self._chain = []
-
-    def __repr__(self) -> str:
-        live = "live" if self._state.real is not None else "not started"
-        return f"<RecordedPage #{self._state.index} {self._state.url} ({live})>"
-
-    @property
-    def url(self) -> str:
-        """The page's URL: the real one once live, else the recorded one."""
-        state = self._state
-        return str(state.real.url) if state.started else state.url
-
-    def unwrap(self) -> Any:
-        """The real Playwright page, started (and restored) now if needed. Async pages
-        return an awaitable."""
-        return self._state.drive(self._state.live_steps())
-
-    def drag_and_drop(self, source: str, target: str, **kwargs: Any) -> Any:
-        return self._step("drag_and_drop", source, target, **kwargs)
