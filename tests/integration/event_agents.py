@@ -149,7 +149,8 @@ async def waits(page: Any, site: str, mark: Mark) -> Any:
     mark(2)
     await page.goto(site + "/clock")
     await page.wait_for_timeout(150)
-    handle = await page.wait_for_function("() => Number(document.querySelector('#ticks').textContent) > 0")  # fmt: skip
+    ticking = "() => Number(document.querySelector('#ticks').textContent) > 0"
+    handle = await page.wait_for_function(ticking)
     await aexpect(page).to_have_url(re.compile("/clock$"))
     return [failed, await handle.json_value()]
 
