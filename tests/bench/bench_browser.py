@@ -12,9 +12,12 @@ Rows:
 - ``replayed browser step`` vs ``replayed LLM call``: per-step cost of a replay;
 - ``replay 100 browser steps``: a whole recorded run of 100 steps, and whether it
   launched a browser;
+- ``replayed <event step>`` vs ``replayed click``: dialogs, popups, frames, downloads and
+  ``expect`` in a full replay (which must launch no browser and send no request);
 - ``resume to first live step`` vs ``bare start + launch + restore``: a crashed run
-  reopened, replayed, and taken to its first live browser step, against doing the same
-  browser work by hand;
+  reopened, replayed, and its page brought to state (checkpoint, then the in-page steps
+  since the last navigation run again) at its first live browser step, against doing
+  the same browser work by hand;
 - ``recording overhead``: a live step through the recorder (checkpoint included) minus
   the same Playwright call made directly, interleaved pairs.
 """
@@ -134,6 +137,70 @@ def replayed_llm_per_call(store: Path, calls: int) -> float:
     return statistics.median(times)
 
 
+MARKS_JS = """() => { let i = 0; for (const e of document.querySelectorAll('a, button, input'))
+  e.setAttribute('data-mark', String(i++)); return i; }"""
+
+
+async def event_steps(store: Path, site: FixtureSite, rounds: int) -> dict[str, list[float]]:
+    """Per-call replay cost of event-driven steps (dialogs, popups, frames, downloads,
+    ``expect``) and of a plain click, in one recorded run replayed ``rounds`` times
+    (the first pass records it)."""
+    from playwright.async_api import expect
+
+    times: dict[str, list[float]] = {}
+
+    async def t(kind: str, fn: Callable[[], Awaitable[Any]]) -> Any:
+        start = time.perf_counter()
+        value = await fn()
+        times.setdefault(kind, []).append(time.perf_counter() - start)
+        return value
+
+    async def expect_popup(page: Any) -> Any:
+        async with page.expect_popup() as info:
+            await page.click("#open-tab")
+        return await info.value
+
+    async def expect_download(page: Any) -> Any:
+        async with page.expect_download() as info:
+            await page.click("#report")
+        return await info.value
+
+    async def body(run: recorder.Run) -> None:
+        page = await run.new_page()
+        page.on("dialog", lambda dialog: dialog.accept())
+        await page.goto(site.url + "/late?delay_ms=0")
+        for _ in range(10):
+            await t("click", lambda: page.click("#late"))
+            await t(
+                "expect",
+                lambda: expect(page.locator("#late-result")).to_have_text("clicked late"),
+            )
+        await page.goto(site.url + "/dialogs")
+        for _ in range(10):
+            await t("click raising a dialog", lambda: page.click("#confirm"))
+        await page.goto(site.url + "/frames")
+        frame = page.frame_locator("#inner")
+        for i in range(10):
+            await t("fill in a frame", lambda i=i: frame.locator("#frame-name").fill(f"n{i}"))
+        await page.goto(site.url + "/popups")
+        for _ in range(3):
+            await t("expect_popup + click", lambda: expect_popup(page))
+        await page.goto(site.url + "/downloads")
+        for _ in range(3):
+            await t("expect_download + click", lambda: expect_download(page))
+
+    for round_ in range(rounds + 1):
+        async with recorder.run("events", store=store, display=False) as run:
+            await body(run)
+        if round_ == 0:
+            times.clear()
+            await aclose_browser()
+            launched, requests = launch.launches, site.requests
+    times["$launches"] = [launch.launches - launched]
+    times["$requests"] = [site.requests - requests]
+    return times
+
+
 async def resume_to_live(store: Path, site: FixtureSite, rounds: int) -> tuple[float, float]:
     """Median time from entering a crashed run (20 recorded steps, then a new one) to
     the end of its first live step, and the bare cost of the same browser work."""
@@ -145,8 +212,11 @@ async def resume_to_live(store: Path, site: FixtureSite, rounds: int) -> tuple[f
         await page.get_by_label("Email").fill("ada@example.com")
         await page.get_by_label("Password").fill("secret")
         await page.locator("#sign-in").click()
+        await page.goto(site.url + "/search")
+        await page.locator("#q").fill("rome")  # in-page steps a restore runs again
+        await page.evaluate(MARKS_JS)
         for _ in range(16):
-            await page.locator("#signed-in-as").inner_text()
+            await page.locator("#q").input_value()
         if extra:
             await page.goto(site.url + "/storage")
 
@@ -181,7 +251,9 @@ async def resume_to_live(store: Path, site: FixtureSite, rounds: int) -> tuple[f
         browser = await pw.chromium.launch(executable_path=find_chromium(), args=launch_args())
         context = await browser.new_context(storage_state=state)
         page = await context.new_page()
-        await page.goto(site.url + "/account")
+        await page.goto(site.url + "/search")
+        await page.locator("#q").fill("rome")
+        await page.evaluate(MARKS_JS)
         await page.goto(site.url + "/storage")
         bare.append(time.perf_counter() - t)
         await browser.close()
@@ -229,6 +301,11 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
 
         results["replayed_llm_call"] = replayed_llm_per_call(store / "llm", 200)
 
+        events = await event_steps(store / "events", site, rounds=5)
+        results["event_launches"] = events.pop("$launches")[0]
+        results["event_requests"] = events.pop("$requests")[0]
+        results["event_steps"] = {k: statistics.median(v) for k, v in events.items()}
+
         ours, bare = await resume_to_live(store / "resume", site, rounds=3)
         results["resume_to_first_live"], results["bare_start_restore"] = ours, bare
 
@@ -249,8 +326,16 @@ def report(r: dict[str, Any]) -> list[tuple[str, bool, str]]:
         ("replay starts no browser and sends no request",
          r["replay_launched"] == 0 and r["replay_site_requests"] == 0,
          f"{r['replay_launched']} launches, {r['replay_site_requests']} requests"),
-        ("resume reaches its first live step within 1.2x of bare start+launch+restore",
-         r["resume_to_first_live"] <= 1.2 * r["bare_start_restore"],
+        ("full replay of popups, dialogs, frames, downloads, expect: no browser, no request",
+         r["event_launches"] == 0 and r["event_requests"] == 0,
+         f"{r['event_launches']} launches, {r['event_requests']} requests"),
+        *[(f"replayed {kind} within 2x a replayed click",
+           value <= 2 * r["event_steps"]["click"],
+           f"{value / r['event_steps']['click']:.2f}x")
+          for kind, value in r["event_steps"].items() if kind != "click"],
+        ("resume brought to state (checkpoint + in-page steps) within 1.3x of bare "
+         "start+launch+restore+goto+the same in-page steps",
+         r["resume_to_first_live"] <= 1.3 * r["bare_start_restore"],
          f"{r['resume_to_first_live'] / r['bare_start_restore']:.2f}x"),
         ("recording adds under 10 ms to a live browser step (checkpoint included)",
          r["recording_overhead"] < 0.010, ms(r["recording_overhead"]).strip()),
@@ -266,12 +351,17 @@ def main() -> int:
     print("| measurement | median |\n| --- | ---: |")
     for name, value in results["bare"].items():
         print(f"| bare Playwright: {name} | {ms(value)} |")
+    for name, value in results["event_steps"].items():
+        print(f"| replayed {name} | {ms(value)} |")
     for key, label in [
         ("replayed_llm_call", "replayed LLM call"),
         ("replayed_browser_step", "replayed browser step"),
         ("replay_100_total", "replay of a 100-step browser run (total)"),
         ("resume_to_first_live", "resume a crashed run to its first live browser step"),
-        ("bare_start_restore", "bare: start Playwright + launch + restore context + goto"),
+        (
+            "bare_start_restore",
+            "bare: start Playwright + launch + restore context + goto + the in-page steps",
+        ),
         ("live_direct_step", "live fill, Playwright directly"),
         ("live_recorded_step", "live fill, recorded (with checkpoint)"),
         ("recording_overhead", "recording overhead per live step (median of pairs)"),

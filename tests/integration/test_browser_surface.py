@@ -292,6 +292,29 @@ async def test_interrupted_reruns_leak_no_chromium(
     assert await settle(marker, lambda n: n == start) == start
 
 
+@on_module_loop
+async def test_pages_going_live_at_once_share_one_chromium(
+    aio: None, site: FixtureSite, store_dir: Path
+) -> None:
+    """Eight pages whose first live steps run at the same moment start one Chromium,
+    and every context (with its popups) is closed when the attempt ends."""
+    await aclose_browser()
+    before = launch.launches
+    async with recorder.run("many", store=store_dir) as run:
+        pages = [await run.new_page() for _ in range(8)]
+        await asyncio.gather(*(page.goto(site.url + "/popups") for page in pages))
+        async with pages[0].expect_popup() as info:
+            await pages[0].click("#open-tab")
+        popup = await info.value
+        await popup.wait_for_load_state()
+        browser = launch._shared["async"].browser
+        assert len(browser.contexts) == 8
+    assert launch.launches == before + 1
+    assert browser.contexts == []
+    assert popup.is_closed()
+    await aclose_browser()
+
+
 # -- unwrap (runs while no browser is up, after the test above) ----------------------------
 
 
@@ -825,6 +848,105 @@ async def test_async_page_on_an_unrecorded_event_registers_the_handler(
         assert messages == ["hello"]
 
 
+@on_module_loop
+async def test_event_handlers_wait_for_event_and_new_pages_replay(
+    aio: None, site: FixtureSite, store_dir: Path
+) -> None:
+    """page.on("popup"/"download"), page.once("dialog"), wait_for_event and
+    context.new_page: the handlers get the same objects live and replayed (a popup is
+    one recorded page), a once-handler runs once, and a dialog nobody answers is
+    dismissed, as Playwright does."""
+
+    async def scenario(page: Any) -> Any:
+        popups: list[Any] = []
+        downloads: list[str] = []
+        dialogs: list[str] = []
+        page.on("popup", popups.append)
+        page.on("download", lambda download: downloads.append(download.suggested_filename))
+        page.once("dialog", lambda dialog: dialogs.append(dialog.message))
+        await page.goto(site.url + "/popups")
+        await page.click("#open-window")
+        popup = await page.wait_for_event("popup")
+        await popup.wait_for_load_state()
+        await page.goto(site.url + "/downloads")
+        await page.click("#report")
+        download = await page.wait_for_event("download")
+        await page.goto(site.url + "/dialogs")
+        await page.click("#confirm")
+        await page.click("#confirm")
+        other = await page.context.new_page()
+        await other.goto(site.url + "/clock")
+        return [
+            len(popups), popups[0] is popup, await popup.locator("#from").inner_text(),
+            downloads, download.suggested_filename, dialogs,
+            await page.locator("#confirm-result").inner_text(),
+            len(page.context.pages), await other.title(),
+        ]  # fmt: skip
+
+    live, replayed = await live_then_replay(scenario, site, store_dir, "handlers")
+    assert live == replayed
+    assert live[:6] == [1, True, "window", ["report.csv"], "report.csv", ["Delete the draft?"]]
+    assert live[6:8] == ["cancelled", 3]
+
+
+@on_module_loop
+async def test_unwrap_before_any_step_then_resume(
+    aio: None, site: FixtureSite, store_dir: Path
+) -> None:
+    """unwrap() first (the old workaround for page.on): the page is live from the start
+    on every run, so an interrupted run resumes with the real page where the code
+    moves it, not stuck at about:blank."""
+
+    async def attempt(interrupt: bool) -> Any:
+        async with recorder.run("unwrap-first", store=store_dir) as run:
+            page = await run.new_page()
+            real = await page.unwrap()
+            await page.goto(site.url + "/keyboard")
+            assert real.url == page.url == site.url + "/keyboard"
+            await page.locator("#key-input").fill("x")
+            if interrupt:
+                raise KeyboardInterrupt
+            return await page.locator("#key-input").input_value(), run.stats.live
+
+    with pytest.raises(KeyboardInterrupt):
+        await attempt(True)
+    assert await attempt(False) == ("x", 3)
+
+
+@on_module_loop
+async def test_a_state_a_restore_cannot_rebuild_is_reported_at_once(
+    aio: None, site: FixtureSite, store_dir: Path
+) -> None:
+    """What a click changed inside a page is not rebuilt by the default resume: the
+    evaluate run again after the restore gives another result, and the run stops at
+    once naming the step and the option that rebuilds it, which then works."""
+
+    async def scenario(run: recorder.Run, interrupt: bool) -> Any:
+        page = await run.new_page()
+        await page.goto(site.url + "/dialogs")
+        await page.click("#alert")
+        shown = await page.evaluate("() => document.querySelector('#alert-result').textContent")
+        if interrupt:
+            raise KeyboardInterrupt
+        await page.click("#confirm")
+        return shown
+
+    with pytest.raises(KeyboardInterrupt):
+        async with recorder.run("unrebuildable", store=store_dir) as run:
+            await scenario(run, True)
+    started = time.monotonic()
+    with pytest.raises(BrowserReexecutionError) as raised:
+        async with recorder.run("unrebuildable", store=store_dir) as run:
+            await scenario(run, False)
+    assert time.monotonic() - started < 20  # a report, not a 30 s timeout
+    message = str(raised.value)
+    assert "step #2 (evaluate" in message and "'alerted'" in message
+    assert "Browser(resume='reexecute')" in message
+    options = {"store": store_dir, "browser": recorder.Browser(resume="reexecute")}
+    async with recorder.run("unrebuildable", **options) as run:
+        assert await scenario(run, False) == "alerted"
+
+
 # -- run.wrap ------------------------------------------------------------------------------
 
 
@@ -1188,7 +1310,8 @@ def test_sync_keyboard_is_recorded_and_unwrap_goes_live(site: FixtureSite, store
             real = page.unwrap()
             assert isinstance(real, SyncPage)
             assert real.url == site.url + "/keyboard"
-            page.locator("#key-input").fill("yo")
+            with pytest.warns(recorder.DivergenceWarning):  # the rest of the record is unused
+                page.locator("#key-input").fill("yo")
             assert run.stats.live == 1
     finally:
         close_browser()

@@ -70,6 +70,8 @@ class Delivered:
     kind: str
     page: int
     value: Any
+    taken: bool = False
+    """An expectation took it: no other one will."""
 
 
 @dataclass
@@ -394,7 +396,10 @@ class RecordedExpectation:
         while True:
             for entry in family.log[self._start :]:
                 self._start += 1
-                if self._matches(entry.kind, entry.page) and self._accept(entry.value):
+                if entry.taken or not self._matches(entry.kind, entry.page):
+                    continue
+                if self._accept(entry.value):
+                    entry.taken = True
                     self._value, self._done = entry.value, True
                     return entry.value
             pending = next((p for p in family.buffer if self._matches(p.kind, p.page)), None)

@@ -284,9 +284,12 @@ class RecordedPage(_Recorded):
     def wait_for_event(
         self, event: str, predicate: Any = None, timeout: float | None = None
     ) -> Any:
-        """The next ``event`` (recorded events only), live or replayed."""
+        """The next ``event`` (recorded events only), live or replayed; an event the
+        page's latest step raised that no expectation took counts as next (a popup
+        opened by the click just before)."""
         expectation = self.expect_event(event, predicate, timeout)
         state = self._state
+        expectation._start = state.log_mark
 
         def steps() -> Generator[Op, Any, Any]:
             return (yield from expectation.resolve_steps())

@@ -171,6 +171,8 @@ class PageState:
         unrecorded event...): made when the page goes live, at its next step."""
         self.listeners: dict[str, list[Callable[..., Any]]] = {}
         self.once: set[int] = set()
+        self.log_mark = 0
+        """Where the events of the page's latest step begin in its family's log."""
         self.public: RecordedPage = None  # type: ignore[assignment]  # set by RecordedPage
 
     def drive(self, steps: Generator[Op, Any, Any]) -> Any:
