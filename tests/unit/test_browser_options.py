@@ -46,7 +46,7 @@ def test_the_old_keywords_say_where_they_moved(old: str, new: str) -> None:
 
 
 def test_a_browser_option_of_another_type_is_refused() -> None:
-    with pytest.raises(recorder.ConfigError, match="browser= takes recorder.Browser"):
+    with pytest.raises(recorder.ConfigError, match=said("browser= takes recorder.Browser")):
         recorder.run("b", browser={"headless": False})
     with pytest.raises(TypeError, match="unexpected keyword argument 'headles'"):
         recorder.run("b", headles=False)
