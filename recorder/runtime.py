@@ -29,6 +29,7 @@ from . import effects, faults, waits
 from .attempts import call_closers, end_attempt, finish_later, start_attempt
 from .autoinstall import install_integrations
 from .call import Attempt, Call, RunStats, in_live_step
+from .callsite import warn_at_caller
 from .differences import mismatch
 from .display import make_view
 from .effects import OnAmbiguous
@@ -341,11 +342,8 @@ class Run:
         if self.on_divergence is OnDivergence.RAISE:
             raise error
         att.divergence_reported = True
-        warnings.warn(
-            str(error) + " Going live from here (warned once per attempt).",
-            DivergenceWarning,
-            stacklevel=4,
-        )
+        warn_at_caller(str(error) + " Going live from here (warned once per attempt).",
+                       DivergenceWarning)  # fmt: skip
 
     # -- generic steps -----------------------------------------------------------------
 

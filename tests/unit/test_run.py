@@ -152,6 +152,7 @@ def test_divergence_warns_once_then_goes_live(store_dir: Path) -> None:
     message = str(divergences[0].message)
     assert "2 recorded step(s) are still unused" in message
     assert "args[0]: 1 -> 99" in message
+    assert divergences[0].filename == __file__  # the program's line, not the recorder's
     assert fn.calls == 5
 
 

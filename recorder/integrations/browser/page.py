@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import functools
 import json
-import sys
-import warnings
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ... import effects
+from ...callsite import caller, warn_at_caller
 from ...errors import ConfigError, RecorderError
 from ...keys import dumps, hash_bytes
 from ...records import StepRecord
@@ -100,24 +99,18 @@ _warned: set[tuple[str, int, str]] = set()
 
 
 def unrecorded_warning(what: str) -> None:
-    """Warn once per call site (the first frame outside the recorder) that ``what`` is
-    not recorded and the page goes live there."""
-    frame = sys._getframe(1)
-    while frame.f_back is not None and frame.f_globals.get("__name__", "").startswith("recorder."):
-        frame = frame.f_back
-    site = (frame.f_code.co_filename, frame.f_lineno, what)
+    """Warn once per call site (the program's line) that ``what`` is not recorded and
+    the page goes live there."""
+    site = (*caller()[:2], what)
     if site in _warned:
         return
     _warned.add(site)
-    warnings.warn_explicit(
+    warn_at_caller(
         f"{what} is not recorded: the page goes live here. It is first brought to the "
         "state the record describes (restored from its last checkpoint), then this call and "
         "every later step of the page run live, on every re-run. Use a recorded method "
         "where there is one (docs/browser.md lists them) to replay with no browser.",
         UnrecordedWarning,
-        frame.f_code.co_filename,
-        frame.f_lineno,
-        module=frame.f_globals.get("__name__"),
     )
 
 
