@@ -2,7 +2,9 @@
 
 The lock value names its holder (host, pid, the pid's start time, a random token).
 A lock whose holder is dead (no such pid on this host, or the pid was reused by a
-process that started later) is stale and is taken over; a live holder makes the next
+process that started later) is stale and is taken over; so is a lock of this very
+process whose attempt is no longer in flight (its exit began: an exit interrupted half
+way must not lock the run until the kernel restarts). A live holder makes the next
 entry fail with :class:`~recorder.errors.RunLockedError` naming it.
 """
 
@@ -22,7 +24,8 @@ from .journal import Journal
 __all__ = ["HOST", "RunLock", "process_start"]
 
 HOST = socket.gethostname()
-_held_tokens: set[str] = set()
+_held: dict[str, RunLock] = {}
+"""The locks this process holds, by token."""
 
 
 def process_start(pid: int) -> float | None:
@@ -50,7 +53,8 @@ def holder_alive(holder: dict[str, Any]) -> bool:
         return True
     pid = int(holder.get("pid", -1))
     if pid == os.getpid():
-        return holder.get("token") in _held_tokens
+        mine = _held.get(str(holder.get("token")))
+        return mine is not None and not mine.ending
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -72,6 +76,9 @@ class RunLock:
         self.run_id = run_id
         self.value: bytes | None = None
         self.taken_from: dict[str, Any] | None = None
+        self.ending = False
+        """Set when the attempt holding it starts to end: from then on another entry of
+        the run in this process may take the lock over."""
 
     def acquire(self, now: float) -> None:
         token = uuid.uuid4().hex
@@ -105,20 +112,20 @@ class RunLock:
                 break
         else:
             raise RunLockedError(f"run {run_id!r}: could not take its lock; try again.")
-        _held_tokens.add(token)
+        _held[token] = self
         self.value = mine
 
     def forget(self) -> None:
         """Drop the lock without touching the store (its row was deleted with the run)."""
         if self.value is not None:
-            _held_tokens.discard(json.loads(self.value)["token"])
+            _held.pop(json.loads(self.value)["token"], None)
             self.value = None
 
     def release(self) -> None:
         if self.value is None:
             return
         value, self.value = self.value, None
-        _held_tokens.discard(json.loads(value)["token"])
+        _held.pop(json.loads(value)["token"], None)
         if not self.journal.swap_lock(self.run_id, value, None):
             warnings.warn(
                 f"run {self.run_id!r}: its lock was taken over by another process while this "

@@ -207,11 +207,22 @@ class Run:
 
     def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> bool:
         att = self._attempt
-        if att is not None and self.saga and isinstance(exc, Exception) and att.compensations:
-            effects.compensate(self, att)
-        for pending in self._call_closers():
-            finish_later(pending)
-        self._close(exc)
+        stopped: BaseException | None = None
+        try:
+            if att is not None:
+                att.run_lock.ending = True
+                if self.saga and isinstance(exc, Exception) and att.compensations:
+                    effects.compensate(self, att)
+            for pending in self._call_closers():
+                finish_later(pending)
+        except BaseException as stop:  # Ctrl-C while ending: the attempt still ends
+            stopped = stop
+            for rest in self._call_closers():
+                finish_later(rest)
+        finally:
+            self._close(exc)
+        if stopped is not None:
+            raise stopped
         return isinstance(exc, Suspended)
 
     async def __aenter__(self) -> Run:
@@ -221,15 +232,33 @@ class Run:
         return entered
 
     async def __aexit__(self, exc_type: object, exc: BaseException | None, tb: object) -> bool:
+        """Close the attempt's resources, then end it. Whatever cancels or interrupts
+        this (a notebook's stop button while a browser context closes), the attempt
+        still ends: its outcome is written (that of the body), the closers not yet
+        awaited finish on the event loop, the lock is released; then the
+        interruption goes on."""
         att = self._attempt
-        if att is not None and self.saga and isinstance(exc, Exception) and att.compensations:
-            await effects.acompensate(self, att)
-        for pending in self._call_closers():
-            try:
-                await pending
-            except Exception as error:  # never mask the body's own exception
-                warnings.warn(f"closing a resource of the run failed: {error}", stacklevel=2)
-        self._close(exc)
+        stopped: BaseException | None = None
+        pending: list[Any] = []
+        try:
+            if att is not None:
+                att.run_lock.ending = True
+                if self.saga and isinstance(exc, Exception) and att.compensations:
+                    await effects.acompensate(self, att)
+            pending = self._call_closers()
+            while pending:
+                try:
+                    await pending.pop(0)
+                except Exception as error:  # never mask the body's own exception
+                    warnings.warn(f"closing a resource of the run failed: {error}", stacklevel=2)
+        except BaseException as stop:
+            stopped = stop
+            for rest in pending + self._call_closers():
+                finish_later(rest)
+        finally:
+            self._close(exc)
+        if stopped is not None:
+            raise stopped
         return isinstance(exc, Suspended)
 
     def _call_closers(self) -> list[Any]:

@@ -411,3 +411,51 @@ def test_a_step_error_that_ended_the_attempt_is_retried(store_dir: Path) -> None
         (1, "failed", "RuntimeError: flaky page"),
         (2, "live", None),
     ]
+
+
+def test_a_cancel_during_the_async_exit_still_ends_the_attempt(store_dir: Path) -> None:
+    """The notebook's stop button lands while ``async with`` closes a resource (a
+    browser context): the attempt still ends (outcome written, lock released), the
+    cancellation goes on, and the next run of the cell is not locked out by its own
+    process."""
+
+    async def cell(closing: asyncio.Event) -> None:
+        async def slow_close() -> None:
+            closing.set()
+            await asyncio.sleep(30)
+
+        async with recorder.run("exit", store=store_dir) as run:
+            run.step("a", lambda: 1)
+            run.add_closer(slow_close)
+
+    async def main() -> int:
+        closing = asyncio.Event()
+        task = asyncio.create_task(cell(closing))
+        await closing.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        async with recorder.run("exit", store=store_dir) as run:
+            return int(run.step("a", lambda: 2))
+
+    assert asyncio.run(main()) == 1
+    outcomes = [a.outcome for a in recorder.load("exit", store=store_dir).attempts]
+    assert outcomes == [Outcome.COMPLETED, Outcome.COMPLETED]
+
+
+def test_a_lock_of_this_process_whose_attempt_is_ending_is_taken_over(store_dir: Path) -> None:
+    """A lock left by an attempt of this process that began to end (its exit was cut
+    short) is taken over; one whose attempt is in flight is refused."""
+    from recorder.locks import RunLock
+
+    run = recorder.run("held", store=store_dir)
+    journal = run.journal
+    first = RunLock(journal, run.run_id)
+    first.acquire(0.0)
+    with pytest.raises(recorder.RunLockedError, match="is open in process"):
+        RunLock(journal, run.run_id).acquire(1.0)
+    first.ending = True
+    second = RunLock(journal, run.run_id)
+    second.acquire(2.0)
+    assert second.taken_from is not None
+    second.release()
