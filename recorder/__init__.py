@@ -16,6 +16,7 @@ from .bundle import BundleError, export_bundle, import_bundle
 from .effects import OnAmbiguous
 from .errors import (
     AmbiguousEffectError,
+    AmbiguousRunError,
     ConfigError,
     DamagedRecordError,
     DivergenceError,
@@ -65,6 +66,7 @@ def load_ipython_extension(ipython: object) -> None:
 
 __all__ = [
     "AmbiguousEffectError",
+    "AmbiguousRunError",
     "Browser",
     "BundleError",
     "ConfigError",

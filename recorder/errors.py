@@ -18,7 +18,8 @@ of mistake carry that base too (a bad argument is a ``ValueError``)::
         ├── UnsafeStoreError                a pickled row, or a directory others can write to
         ├── DamagedRecordError              a blob or record is missing or fails its hash
         ├── QuotaExceededError              a write would pass the store's max_store_bytes
-        └── RunNotFoundError (LookupError)  no run by that name in the store
+        ├── RunNotFoundError (LookupError)  no run by that name in the store
+        └── AmbiguousRunError (LookupError) a name that matches several runs
 
     DivergenceWarning (UserWarning)         on_divergence="warn": the same news as a warning
 
@@ -33,6 +34,7 @@ from typing import Any
 
 __all__ = [
     "AmbiguousEffectError",
+    "AmbiguousRunError",
     "ConfigError",
     "DamagedRecordError",
     "DivergenceError",
@@ -162,6 +164,11 @@ class QuotaExceededError(StoreError):
 
 class RunNotFoundError(StoreError, LookupError):
     """No run with that name (or id) in the store."""
+
+
+class AmbiguousRunError(StoreError, LookupError):
+    """A run name that matches several runs (other inputs, or another run's id): name
+    one by its full run id."""
 
 
 class DivergenceWarning(UserWarning):

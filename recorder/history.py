@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from .errors import RunNotFoundError
+from .errors import AmbiguousRunError, RunNotFoundError
 from .journal import Journal
 from .keys import canonical, dumps, hash_bytes
 from .records import AttemptRecord, RunRecord, StepRecord, TraceEvent
@@ -197,10 +197,11 @@ def _live_event(step: StepRecord) -> TraceEvent:
 
 
 def find_run(journal: Journal, name: str, *, inputs: Any = None, has_inputs: bool = False) -> str:
-    """The run id for ``name``: an exact run id (``name@hash``), the run with these
-    inputs, or else the most recently active run of that name."""
-    if journal.get_run(name) is not None:
-        return name
+    """The run id for ``name``, matched exactly: a run id (``name@hash``), else the one
+    run with that name (and these inputs, with ``has_inputs``). A name that matches
+    several runs (runs of one name with other inputs, or a run id that is also another
+    run's name) is refused with the candidates: a lookup never guesses, since ``rm``
+    acts on what it finds."""
     if has_inputs:
         digest = hash_bytes(dumps(canonical(inputs, where="inputs")).encode())
         run_id = f"{name}@{digest[7:19]}"
@@ -210,17 +211,22 @@ def find_run(journal: Journal, name: str, *, inputs: Any = None, has_inputs: boo
                 "`recorder ls` lists the runs."
             )
         return run_id
-    candidates = journal.list_runs(name)
+    # list_runs matches a prefix: a run named "a@x" has an id that starts with "a@" too
+    named = [r.run_id for r in journal.list_runs(name) if r.name == name]
+    by_id = [name] if journal.get_run(name) is not None else []
+    candidates = sorted(set(by_id + named))
     if not candidates:
         raise RunNotFoundError(
             f"no run named {name!r} in {journal.store.location}; `recorder ls` lists the runs."
         )
-
-    def last_start(record: RunRecord) -> float:
-        attempts = journal.attempts(record.run_id)
-        return attempts[-1].started_at if attempts else record.created_at
-
-    return max(candidates, key=last_start).run_id
+    if len(candidates) > 1:
+        listed = ", ".join(repr(c) for c in candidates)
+        raise AmbiguousRunError(
+            f"{name!r} names {len(candidates)} runs in {journal.store.location}: {listed}. "
+            "Name one by its full run id (as `recorder ls` shows it), or pass inputs= to "
+            "recorder.load."
+        )
+    return candidates[0]
 
 
 _NO_INPUTS = object()
@@ -230,7 +236,7 @@ def load(
     name: str, *, inputs: Any = _NO_INPUTS, store: Store | str | os.PathLike[str] | None = None
 ) -> RunHistory:
     """The history of run ``name`` (or run id ``name@hash``) in ``store``. With several
-    runs of that name, ``inputs=`` picks one; without it, the most recent is used."""
+    runs of that name, ``inputs=`` picks one; without it, AmbiguousRunError lists them."""
     journal = Journal(open_store(store))
     has_inputs = inputs is not _NO_INPUTS
     run_id = find_run(
