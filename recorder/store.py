@@ -28,10 +28,12 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import re
 import sqlite3
 import stat
 import threading
 import time
+import urllib.parse
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -702,6 +704,30 @@ def default_directory() -> Path:
     return Path(os.environ.get("RECORDER_DIR") or DEFAULT_DIR)
 
 
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
+
+
+def _store_path(where: str | os.PathLike[str], given: str) -> Path:
+    """The directory a path names; a ``scheme://`` URL is refused unless it is a local
+    ``file://`` one (a URL never silently becomes a directory named ``postgresql:``)."""
+    if not isinstance(where, str):
+        return Path(where)
+    found = _SCHEME.match(where)
+    if found is None:
+        return Path(where)
+    scheme = found.group(1).lower()
+    parts = urllib.parse.urlsplit(where)
+    if scheme == "file" and parts.netloc in ("", "localhost"):
+        return Path(urllib.parse.unquote(parts.path))
+    later = " (a Postgres store is not supported yet)" if scheme.startswith("postgres") else ""
+    # Only the scheme is shown: the rest of a URL may hold a password.
+    raise ConfigError(
+        f"{given} is a {scheme}:// URL, which is not supported{later}: this recorder "
+        "keeps runs in a local directory. Pass a directory path (or a file:// URL), a "
+        "Store object, or None for $RECORDER_DIR / ./.recorder."
+    )
+
+
 def open_store(
     store: Store | str | os.PathLike[str] | None = None,
     *,
@@ -725,7 +751,10 @@ def open_store(
             f"store= takes a Store, a directory path or None, not {type(store).__name__}."
         )
     limit = resolve_limit(max_store_bytes)
-    path = Path(store) if store is not None else default_directory()
+    if store is None:
+        path = _store_path(os.environ.get("RECORDER_DIR") or DEFAULT_DIR, "$RECORDER_DIR")
+    else:
+        path = _store_path(store, "store=")
     resolved = str(path.expanduser().resolve())
     with _open_lock:
         found = _open_stores.get(resolved)
