@@ -355,24 +355,32 @@ class Run:
     def _on_miss(self, att: Attempt, kind: str, name: str, seq: int, request: Any) -> None:
         if self.mode is Mode.REPLAY:
             pool = list(att.recorded.values())
-            raise mismatch(ReplayMissError, self.run_id, "mode='replay' never goes live",
-                           pool, kind, name, seq, request, self.journal.request)  # fmt: skip
+            then = "mode='replay' never goes live: re-run with mode='auto' to record it."
+            raise mismatch(ReplayMissError, self.run_id, then, pool, kind, name, seq, request,
+                           self.journal.request)  # fmt: skip
         if self.mode is not Mode.AUTO or len(att.used) >= len(att.recorded):
             return
         if self.on_divergence is OnDivergence.WARN and att.divergence_reported:
             return
         with att.lock:
             unused = [r for ident, r in att.recorded.items() if ident not in att.used]
-        error = mismatch(
-            DivergenceError, self.run_id,
-            f"{len(unused)} recorded step(s) are still unused: is the run deterministic?",
-            unused, kind, name, seq, request, self.journal.request,
-        )  # fmt: skip
+        if self.on_divergence is OnDivergence.RAISE:
+            then = (
+                f"on_divergence='raise' stops here ({len(unused)} recorded step(s) are "
+                "unused so far); with 'warn' this step and what follows it would go live."
+            )
+        else:
+            then = (
+                f"This step goes live, and so does the rest of the run wherever it asks "
+                f"for what the record lacks ({len(unused)} recorded step(s) are unused so "
+                "far; warned once per attempt)."
+            )
+        error = mismatch(DivergenceError, self.run_id, then, unused, kind, name, seq, request,
+                         self.journal.request)  # fmt: skip
         if self.on_divergence is OnDivergence.RAISE:
             raise error
         att.divergence_reported = True
-        warn_at_caller(str(error) + " Going live from here (warned once per attempt).",
-                       DivergenceWarning)  # fmt: skip
+        warn_at_caller(str(error), DivergenceWarning)
 
     # -- generic steps -----------------------------------------------------------------
 

@@ -150,7 +150,8 @@ def test_divergence_warns_once_then_goes_live(store_dir: Path) -> None:
     divergences = [w for w in caught if issubclass(w.category, recorder.DivergenceWarning)]
     assert len(divergences) == 1
     message = str(divergences[0].message)
-    assert "2 recorded step(s) are still unused" in message
+    assert "2 recorded step(s) are unused so far" in message
+    assert "changed since it was recorded" in message and "deterministic" not in message
     assert "args[0]: 1 -> 99" in message
     assert divergences[0].filename == __file__  # the program's line, not the recorder's
     assert fn.calls == 5
