@@ -3,6 +3,12 @@
 Every record is a JSON object carrying ``"format": RECORD_FORMAT``; a reader refuses a
 record from a newer format instead of guessing. ``docs/storage.md`` documents the
 layout; ``fixtures/`` keeps stores written by every released format.
+
+Since format 2 every record is *sealed*: its last field, ``"sha"``, is the ``sha256:``
+hash of the record's JSON bytes without it. A reader checks the seal before it trusts
+a byte (:func:`load`, :func:`load_many`): an altered byte anywhere in the record, or a
+format-2 record without a seal, is :class:`~recorder.errors.DamagedRecordError` naming
+the record, never a silently different replay. Format-1 records (no seal) still read.
 """
 
 from __future__ import annotations
@@ -16,9 +22,11 @@ from enum import Enum, StrEnum
 from typing import Any, TypeVar
 
 from .errors import ConfigError, DamagedRecordError, StoreFormatError
+from .keys import hash_bytes
 
 __all__ = [
     "RECORD_FORMAT",
+    "SEALED_SINCE",
     "AttemptRecord",
     "ErrorInfo",
     "Outcome",
@@ -27,7 +35,10 @@ __all__ = [
     "TraceEvent",
 ]
 
-RECORD_FORMAT = 1
+RECORD_FORMAT = 2
+SEALED_SINCE = 2
+"""The first record format whose records carry a seal."""
+_SEAL = b',"sha":"'
 
 
 class Outcome(StrEnum):
@@ -186,8 +197,45 @@ _R = TypeVar("_R")
 
 
 def dump(record: Any) -> bytes:
-    """The JSON bytes of a record dataclass (or a list of them)."""
-    return json.dumps(_plain(record), separators=(",", ":"), allow_nan=False).encode()
+    """The sealed JSON bytes of a record dataclass (see the module docstring); a list of
+    them (a trace) is not sealed."""
+    body = json.dumps(_plain(record), separators=(",", ":"), allow_nan=False).encode()
+    return seal(body) if body.startswith(b"{") else body
+
+
+def seal(body: bytes) -> bytes:
+    """``body`` (the JSON bytes of an object) with its hash added as its last field."""
+    if not body.endswith(b"}") or body == b"{}":
+        raise ValueError("only a non-empty JSON object can be sealed")
+    return body[:-1] + _SEAL + hash_bytes(body).encode() + b'"}'
+
+
+def check_seal(data: bytes, doc: dict[str, Any], where: str) -> None:
+    """Refuse ``data`` (whose parsed form is ``doc``) unless its seal matches, or it is
+    an unsealed record of a format from before seals. (A record of a newer format is
+    left to :func:`_build`, which refuses it by its format.)"""
+    found = doc.get("format", 1)
+    if isinstance(found, int) and found > RECORD_FORMAT:
+        return
+    claimed = doc.pop("sha", None)
+    if claimed is None:
+        if doc.get("format", 1) >= SEALED_SINCE:
+            raise DamagedRecordError(
+                f'{where} has no seal (its "sha" field): the record is damaged. {_RECOVER}'
+            )
+        return
+    at = data.rfind(_SEAL)
+    if at < 0 or hash_bytes(data[:at] + b"}") != claimed or not data.endswith(b'"}'):
+        raise DamagedRecordError(
+            f"{where} fails its seal (the sha256 of its bytes): the record was altered or "
+            f"damaged after it was written. {_RECOVER}"
+        )
+
+
+_RECOVER = (
+    "Run `recorder verify` to see all damage; `recorder rm RUN` removes a damaged run so "
+    "that it can be recorded anew (export what is readable first with `recorder export`)."
+)
 
 
 def dump_trace(events: list[TraceEvent]) -> bytes:
@@ -245,17 +293,21 @@ def _field_names(cls: type) -> frozenset[str]:
 
 
 def load(cls: type[_R], data: bytes | dict[str, Any], *, where: str = "record") -> _R:
-    """Rebuild a record dataclass from its JSON; refuse newer formats."""
+    """Rebuild a record dataclass from its JSON bytes, checking its seal; refuse newer
+    formats. (A dict is taken as already checked: the caller parsed sealed bytes.)"""
     if not isinstance(data, bytes):
-        return _build(cls, dict(data), where)
+        raw = dict(data)
+        raw.pop("sha", None)
+        return _build(cls, raw, where)
     try:
         raw = json.loads(data)
     except ValueError as error:
         raise DamagedRecordError(
             f"{where} is not readable JSON ({error}): the record is damaged (truncated or "
-            "altered). Run `recorder verify` to see all damage, then delete the run "
-            "(`recorder rm`) to record it anew."
+            f"altered). {_RECOVER}"
         ) from error
+    if type(raw) is dict:
+        check_seal(data, raw, where)
     return _build(cls, raw, where)
 
 
@@ -271,6 +323,9 @@ def load_many(cls: type[_R], rows: list[tuple[str, bytes]]) -> list[_R]:
         docs = None
     if type(docs) is not list or len(docs) != len(rows):
         return [load(cls, data, where=where) for where, data in rows]
+    for (where, data), raw in zip(rows, docs, strict=True):
+        if type(raw) is dict:
+            check_seal(data, raw, where)
     return [_build(cls, raw, where) for (where, _), raw in zip(rows, docs, strict=True)]
 
 

@@ -46,7 +46,9 @@ def test_an_old_store_replays_without_going_live(fixture: Path, tmp_path: Path) 
     maker = _maker()
     dead = {"model": "openai/gpt-4o-mini", "api_base": "http://127.0.0.1:9/v1", "api_key": "x",
             "num_retries": 0}  # fmt: skip
-    with recorder.run("fixture", inputs={"format": 1}, store=store, mode="replay") as run:
+    record_format = int(fixture.name.rsplit(".", 1)[1])  # the maker's inputs name it
+    inputs = {"format": record_format}
+    with recorder.run("fixture", inputs=inputs, store=store, mode="replay") as run:
         assert maker.program(run, dead) == expected["program"]
 
     launches = launch.launches

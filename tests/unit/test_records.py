@@ -69,7 +69,9 @@ def test_load_many_reads_what_load_reads_and_names_a_bad_row() -> None:
     assert records.load_many(StepRecord, []) == []
     # A field a newer minor version added is dropped, as load() drops it.
     newer = json.loads(rows[0][1]) | {"added_later": True}
-    assert records.load_many(StepRecord, [("step/0", json.dumps(newer).encode())]) == steps[:1]
+    del newer["sha"]
+    sealed = records.seal(json.dumps(newer).encode())  # a newer writer seals what it writes
+    assert records.load_many(StepRecord, [("step/0", sealed)]) == steps[:1]
     for bad, why in [
         (b'{"key": "sha256:t", "occurrence"', "not readable JSON"),  # truncated
         (b"\xff\xfe", "not readable JSON"),
@@ -80,3 +82,28 @@ def test_load_many_reads_what_load_reads_and_names_a_bad_row() -> None:
         with pytest.raises((DamagedRecordError, StoreFormatError), match=why) as raised:
             records.load_many(StepRecord, [rows[0], ("step/damaged", bad), rows[2]])
         assert str(raised.value).startswith("step/damaged ")
+
+
+def test_any_altered_byte_of_a_record_is_refused() -> None:
+    """Every record is sealed: flipping any one bit anywhere in it is refused by load
+    and load_many (damage, or a format this version refuses), never read as a record."""
+    step = _step(3, meta={"url": "http://127.0.0.1/x", "cost_usd": 0.25})
+    data = records.dump(step)
+    assert data.endswith(b'"}') and b',"sha":"sha256:' in data
+    for at in range(len(data)):
+        for bit in (0x01, 0x10):
+            altered = bytearray(data)
+            altered[at] ^= bit
+            with pytest.raises((DamagedRecordError, StoreFormatError)):
+                records.load(StepRecord, bytes(altered), where="step/x")
+            with pytest.raises((DamagedRecordError, StoreFormatError)):
+                records.load_many(StepRecord, [("step/x", bytes(altered))])
+
+
+def test_a_record_of_the_sealed_format_without_its_seal_is_damage() -> None:
+    doc = json.loads(records.dump(_step(4)))
+    del doc["sha"]
+    with pytest.raises(DamagedRecordError, match="has no seal"):
+        records.load(StepRecord, json.dumps(doc).encode(), where="step/4")
+    doc["format"] = 1  # written before seals: read as it is
+    assert records.load(StepRecord, json.dumps(doc).encode()).seq == 4
