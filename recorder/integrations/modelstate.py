@@ -41,7 +41,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-__all__ = ["ALLOWED_MODULES", "StateError", "dump_state", "load_state", "state_form"]
+__all__ = ["ALLOWED_MODULES", "StateError", "class_name", "dump_state", "load_state", "model_class",
+           "state_form"]  # fmt: skip
 
 ALLOWED_MODULES = ("litellm.", "openai.")
 """Module prefixes whose classes a tree may name."""
@@ -90,7 +91,7 @@ def dump_state(value: Any) -> dict[str, Any]:
     plain JSON. Raises :class:`StateError` for anything else."""
     classes: dict[type, int] = {}
     root = _dump(value, classes, 0)
-    names = [f"{cls.__module__}:{cls.__qualname__}" for cls in classes]
+    names = [class_name(cls) for cls in classes]
     return {"classes": names, "root": root}
 
 
@@ -148,6 +149,18 @@ def load_state(tree: Any) -> Any:
         raise
     except (TypeError, ValueError, KeyError, IndexError, AttributeError, RecursionError) as error:
         raise StateError(f"the state tree is not well formed: {error!r}") from error
+
+
+def class_name(kind: type) -> str:
+    """``module:qualname`` of a class, as a state tree (and :func:`model_class`) names it."""
+    return f"{kind.__module__}:{kind.__qualname__}"
+
+
+def model_class(name: str) -> type[BaseModel]:
+    """The pydantic model class ``module:qualname`` names, among the classes a state tree
+    may name (:data:`ALLOWED_MODULES`, already imported, no alias). Raises
+    :class:`StateError` for any other."""
+    return _class(name)
 
 
 @functools.lru_cache(maxsize=256)

@@ -7,10 +7,12 @@ import os
 # Must precede the litellm import, or importing litellm tries to fetch the cost map online.
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
 
+import base64
 import http.client
 import importlib.util
 import json
 import selectors
+import struct
 import subprocess
 import sys
 import threading
@@ -421,3 +423,79 @@ def test_command_line(tmp_path: Path) -> None:
     assert proc.returncode == 0, err
     assert out == ""  # exactly one line was printed, and it was consumed above
     assert err == ""  # no request logging
+
+
+# -- text completions, responses, embeddings, images --------------------------------------
+
+
+def test_text_completions_plain_and_streamed(server: LLMServer) -> None:
+    kw = _kw(server, model="text-completion-openai/gpt-3.5-turbo-instruct")
+    plain = litellm.text_completion(prompt="Say hi to Paris", **kw)
+    assert plain.choices[0].text.startswith("echo-") and plain.choices[0].text.endswith("Paris")
+    assert plain.id.startswith("cmpl-") and plain.created == ECHO_CREATED
+    streamed = list(litellm.text_completion(prompt="Say hi to Paris", stream=True, **kw))
+    assert "".join(c.choices[0].text or "" for c in streamed if c.choices) == plain.choices[0].text
+    assert server.bodies[0] == {"model": "gpt-3.5-turbo-instruct", "prompt": "Say hi to Paris"}
+    assert server.requests == 2
+
+
+def test_responses_api(server: LLMServer) -> None:
+    items = [{"role": "user", "content": [{"type": "input_text", "text": "Hello Paris"}]}]
+    for asked in ("Hello Paris", items):
+        response = litellm.responses(input=asked, instructions="Be terse", **_kw(server))
+        text = response.output[0].content[0].text
+        assert text.startswith("echo-") and text.endswith("Hello Paris")
+        assert response.usage.input_tokens == 2 and response.status == "completed"
+    server.policy = [{"error": 429, "message": "slow down"}]
+    with pytest.raises(litellm.RateLimitError, match="slow down"):
+        litellm.responses(input="again", **_kw(server))
+    status, err = _post_json(server.base_url + "/responses", {"input": "x", "stream": True})
+    assert status == 400 and "does not stream" in err["error"]["message"]
+    assert server.requests == 4
+
+
+def test_embeddings_as_floats_and_base64(server: LLMServer) -> None:
+    kw = _kw(server, model="openai/text-embedding-3-small")
+    first = litellm.embedding(input=["a b", "c"], **kw)
+    again = litellm.embedding(input=["a b", "c"], **kw)
+    assert [len(d["embedding"]) for d in first.data] == [8, 8]
+    assert first.data[0]["embedding"] == again.data[0]["embedding"] != first.data[1]["embedding"]
+    assert first.usage.prompt_tokens == 3
+    body = {"model": "m", "input": "a b", "encoding_format": "base64", "dimensions": 3}
+    status, raw = _post_json(server.base_url + "/embeddings", body)
+    packed = base64.b64decode(raw["data"][0]["embedding"])
+    assert status == 200 and len(struct.unpack("<3f", packed)) == 3
+
+
+def test_image_generation_b64_and_url(server: LLMServer) -> None:
+    kw = _kw(server, model="openai/dall-e-3")
+    image = litellm.image_generation(prompt="a cat", n=2, **kw)
+    raw = [base64.b64decode(d.b64_json) for d in image.data]
+    assert [len(r) for r in raw] == [1024, 1024] and raw[0] != raw[1]
+    assert image.created == ECHO_CREATED and image.data[0].revised_prompt == "a cat"
+    status, by_url = _post_json(
+        server.url + "/images/generations", {"prompt": "x", "response_format": "url"}
+    )
+    assert status == 200 and by_url["data"][0]["url"].startswith(server.url)
+    server.fail_next(1, status=400)  # (litellm's images client retries a 5xx on its own)
+    with pytest.raises(litellm.BadRequestError):
+        litellm.image_generation(prompt="a cat", **kw)
+    assert server.requests == 3
+
+
+def test_random_mode_vectors_are_fresh() -> None:
+    with LLMServer(mode="random", seed=3) as srv:
+        kw = _kw(srv, model="openai/text-embedding-3-small")
+        one, two = (litellm.embedding(input="same", **kw) for _ in range(2))
+    assert one.data[0]["embedding"] != two.data[0]["embedding"]
+
+
+def _post_json(url: str, payload: object) -> tuple[int, Any]:
+    data = json.dumps(payload).encode()
+    request = urllib.request.Request(url, method="POST", data=data)
+    try:
+        with urllib.request.urlopen(request, timeout=5) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return exc.code, json.loads(exc.read())

@@ -177,14 +177,19 @@ def test_async_streams_replay(store_dir: Path, llm: dict[str, Any], llm_server: 
     assert llm_server.requests == 1
 
 
-def test_an_unfinished_stream_is_not_recorded(
+def test_an_unfinished_stream_replays_what_was_read_then_goes_live(
     store_dir: Path, llm: dict[str, Any], llm_server: LLMServer
 ) -> None:
+    """(More in test_litellm_entrypoints.py.)"""
     with recorder.run("half", store=store_dir):
         response = litellm.completion(messages=MESSAGES, stream=True, **llm)
-        next(iter(response))
-    with recorder.run("half", store=store_dir):
+        first = next(iter(response))
+    with (
+        pytest.warns(adapter.PartialStreamWarning, match="asks the model again"),
+        recorder.run("half", store=store_dir),
+    ):
         full = list(litellm.completion(messages=MESSAGES, stream=True, **llm))
+    assert full[0].model_dump() == first.model_dump()
     with recorder.run("half", store=store_dir, mode="replay"):
         again = list(litellm.completion(messages=MESSAGES, stream=True, **llm))
     assert llm_server.requests == 2
