@@ -16,12 +16,12 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from . import memo
-from .call import Attempt, write_prebuilt
+from .call import Attempt, describe_error, write_prebuilt
 from .errors import ConfigError, RecorderError, Suspended
 from .forking import copy_fork, fork_target
 from .locks import HOST, RunLock, process_start
 from .options import Mode
-from .records import AttemptRecord, ErrorInfo, Outcome, RunRecord
+from .records import AttemptRecord, Outcome, RunRecord
 
 if TYPE_CHECKING:
     from .runtime import Run
@@ -95,10 +95,10 @@ def end_attempt(run: Run, att: Attempt, exc: BaseException | None) -> None:
         outcome, error = Outcome.INTERRUPTED, None
     elif isinstance(exc, SystemExit):
         outcome = Outcome.INTERRUPTED
-        error = ErrorInfo.from_exception(exc, redact=att.secrets())
+        error = describe_error(exc, att.secrets())
     else:
         outcome = Outcome.FAILED
-        error = ErrorInfo.from_exception(exc, redact=att.secrets())
+        error = describe_error(exc, att.secrets())
     att.record = replace(att.record, outcome=outcome, ended_at=run._clock(), error=error)
     if att.view is not None:
         detail = (

@@ -44,6 +44,7 @@ from .history import find_run
 from .journal import Journal, step_label
 from .keys import dumps, hash_bytes, is_tagged_hash
 from .records import RECORD_FORMAT, AttemptRecord, RunRecord, StepRecord, TraceEvent
+from .redaction import SECRET_BLOB_FIELDS
 from .store import Store, open_store
 
 __all__ = [
@@ -88,12 +89,13 @@ class BundleError(StoreError):
 
 
 def _secret_refs(steps: list[StepRecord]) -> dict[str, list[str]]:
-    """Checkpoint blobs (cookies, web storage) and the steps that refer to them."""
+    """Blobs holding secrets (checkpoints: cookies, web storage; a step's hidden
+    request, fields and result) and the steps that refer to them."""
     found: dict[str, list[str]] = {}
     for step in steps:
-        ref = step.meta.get("checkpoint")
-        if isinstance(ref, str) and is_tagged_hash(ref):
-            found.setdefault(ref, []).append(step_label(step))
+        for ref in (step.meta.get(name) for name in SECRET_BLOB_FIELDS):
+            if isinstance(ref, str) and is_tagged_hash(ref):
+                found.setdefault(ref, []).append(step_label(step))
     return found
 
 

@@ -25,6 +25,7 @@ from .journal import Journal, step_label
 from .keys import canonical, dumps, hash_bytes
 from .memo import ResultCache
 from .records import AttemptRecord, ErrorInfo, StepRecord, TraceEvent
+from .redaction import redact_text, secret_forms
 
 if TYPE_CHECKING:
     from .display import View
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     from .runtime import Run
 
 __all__ = ["READ_AHEAD", "UNBUILT_MAX_BYTES", "Attempt", "Call", "Prebuilt", "RunStats",
-           "in_live_step", "rebuild_exception", "write_prebuilt"]  # fmt: skip
+           "describe_error", "in_live_step", "rebuild_exception", "write_prebuilt"]  # fmt: skip
 
 _in_step: ContextVar[bool] = ContextVar("recorder_in_step", default=False)
 
@@ -113,10 +114,13 @@ class Attempt:
 
     def secrets(self) -> set[str]:
         """Every secret value of this attempt's calls (at least 6 characters: shorter
-        ones would erase common words, not secrets)."""
+        ones would erase common words, not secrets), in every form a server may echo
+        it: raw, URL-encoded, base64 (:func:`recorder.redaction.secret_forms`)."""
         found: set[str] = set()
         for source in self.secret_sources:
-            found.update(s for s in source() if isinstance(s, str) and len(s) >= 6)
+            for secret in source():
+                if isinstance(secret, str) and len(secret) >= 6:
+                    found.update(secret_forms(secret))
         return found
 
     intents: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
@@ -176,6 +180,24 @@ class Attempt:
 
 
 _NOT_LOADED: Any = object()
+
+
+def describe_error(exc: BaseException, secrets: Iterable[str]) -> ErrorInfo:
+    """``exc`` as recorded: every form of every one of ``secrets`` and every secret
+    URL parameter or URL password in its text (:mod:`recorder.redaction`) replaced by
+    ``[redacted]`` in its message, arguments, traceback and attributes."""
+    info = ErrorInfo.from_exception(exc, redact=secrets)
+
+    def scrub(value: Any) -> Any:
+        return redact_text(value) if isinstance(value, str) else value
+
+    return dataclasses.replace(
+        info,
+        message=redact_text(info.message),
+        traceback=redact_text(info.traceback),
+        args=None if info.args is None else [scrub(a) for a in info.args],
+        attrs={k: scrub(v) for k, v in info.attrs.items()},
+    )
 
 
 Unbuilt = tuple[StepRecord, bytes, "Prebuilt"]
@@ -238,6 +260,7 @@ class Call:
         "request",
         "seq",
         "started_at",
+        "written",
     )  # fmt: skip
 
     def __init__(
@@ -259,6 +282,9 @@ class Call:
         self.record = record
         self.clears: tuple[str, ...] = ()
         """Store keys removed by the same write as this call's record (an intent)."""
+        self.written: Any = None
+        """The request as it may be written, when an integration hid secrets in it
+        (``None``: the request itself). The key stays that of the real request."""
         self.started_at = run._clock()
         self._t0 = time.perf_counter()
 
@@ -318,7 +344,7 @@ class Call:
                 encoded = values.decode(encoded, lambda ref: journal.blob(ref, step=label))
         except RecorderError as error:
             self._attempt.stats.failed += 1
-            self._event("failed", ErrorInfo.from_exception(error, redact=self._attempt.secrets()))
+            self._event("failed", describe_error(error, self._attempt.secrets()))
             raise
         if build is not None:
             if prebuilt is not None:
@@ -348,7 +374,7 @@ class Call:
             tree = json.loads(data)
         except RecorderError as error:
             self._attempt.stats.failed += 1
-            self._event("failed", ErrorInfo.from_exception(error, redact=self._attempt.secrets()))
+            self._event("failed", describe_error(error, self._attempt.secrets()))
             raise
         except ValueError:  # hash-checked, so written that way: build from the result
             return _NOT_LOADED
@@ -391,7 +417,7 @@ class Call:
             encoded = values.encode(result, blobs, where=f"the result of {self.label}")
         except RecorderError as error:
             self._attempt.stats.failed += 1
-            self._event("failed", ErrorInfo.from_exception(error, redact=self._attempt.secrets()))
+            self._event("failed", describe_error(error, self._attempt.secrets()))
             raise
         self._write(encoded, blobs, None, meta, prebuilt)
 
@@ -406,7 +432,7 @@ class Call:
         """The live step raised ``exc``. With ``record`` the error is its recorded
         result (a replay raises it again, unless the error ended the attempt); otherwise
         only the trace shows it. ``meta`` and ``blobs`` as for :meth:`commit`."""
-        info = ErrorInfo.from_exception(exc, redact=self._attempt.secrets())
+        info = describe_error(exc, self._attempt.secrets())
         if record:
             written = self._write(None, dict(blobs or {}), info, meta)
             self._attempt.raised.append((exc, written))
@@ -417,13 +443,21 @@ class Call:
         event = self._event("failed", info)
         self._run.journal.put_event(self._run.run_id, self._attempt.record.number, event)
 
+    def add_secrets(self, values: Iterable[str]) -> None:
+        """Values this call was given or met that must never be written (a typed
+        password, a token in a URL): hidden, in every form, from the errors this
+        attempt records from now on."""
+        found = [v for v in values if isinstance(v, str)]
+        if found:
+            self._attempt.secret_sources.append(lambda: found)
+
     def abandon(self) -> None:
         """The live step was interrupted; nothing is recorded and it will run again."""
 
     def failed_try(self, exc: BaseException, number: int) -> None:
         """Try ``number`` of a retried live call raised ``exc`` and another try follows:
         a trace row (written through at once), no record."""
-        info = ErrorInfo.from_exception(exc, redact=self._attempt.secrets())
+        info = describe_error(exc, self._attempt.secrets())
         saved = self.meta
         self.meta = {**saved, "try": number}
         try:
@@ -471,7 +505,7 @@ class Call:
             if len(text) > _INLINE_LIMIT:
                 result, result_ref = None, hash_bytes(text)
                 blobs[result_ref] = text
-        request = self.request
+        request = self.request if self.written is None else self.written
         if run.redact is not None:  # the key stays that of the real request
             request = canonical(
                 run.redact(self.kind, copy.deepcopy(request)),

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
 from .history import TRACE_COLUMNS
+from .redaction import redact_value, secret_params
 
 if TYPE_CHECKING:
     import pandas
@@ -26,10 +27,15 @@ _INT_COLUMNS = ("attempt", "seq", "occurrence", "generation", "seed", "prompt_to
 def trace_frame(rows: list[dict[str, Any]]) -> pandas.DataFrame:
     """Trace rows as a DataFrame: the columns of ``TRACE_COLUMNS`` first, in order,
     then any extra column integrations added; ``started_at`` in UTC, numbers with
-    missing values as NaN (floats) or <NA> (nullable integers)."""
+    missing values as NaN (floats) or <NA> (nullable integers). Secret URL parameters
+    and URL passwords in any text cell are shown as ``[redacted]`` (records written
+    before they were hidden at write time, names added to ``$RECORDER_SECRET_PARAMS``
+    since)."""
     import pandas as pd
 
+    params = secret_params()
     columns = list(TRACE_COLUMNS)
+    rows = [{k: redact_value(v, params) for k, v in row.items()} for row in rows]
     for row in rows:
         columns.extend(k for k in row if k not in columns)
     frame = pd.DataFrame(rows, columns=columns)

@@ -62,7 +62,9 @@ class Browser:
     ``"reexecute"`` (see :class:`BrowserResume`); ``screenshots`` is ``"on_error"``,
     ``"each_step"`` or ``"off"``; ``indexed_db`` adds IndexedDB to checkpoints (several
     times their cost); ``context`` is passed to ``browser.new_context`` for every page
-    (``run.new_page(**options)`` adds to it per page).
+    (``run.new_page(**options)`` adds to it per page); ``secret_params`` names URL
+    query parameters whose values are secrets, besides
+    :data:`recorder.redaction.SECRET_PARAMS` and ``$RECORDER_SECRET_PARAMS``.
     """
 
     chromium: str | None = None
@@ -71,6 +73,7 @@ class Browser:
     screenshots: Screenshots | str = Screenshots.ON_ERROR
     indexed_db: bool = False
     context: dict[str, Any] = field(default_factory=dict)
+    secret_params: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.chromium is not None and not isinstance(self.chromium, str):
@@ -81,6 +84,13 @@ class Browser:
             raise ConfigError(
                 f"Browser(context=...) is a dict of new_context options, not {self.context!r}."
             )
+        names = self.secret_params
+        if isinstance(names, str) or not all(isinstance(n, str) and n for n in names):
+            raise ConfigError(
+                "Browser(secret_params=...) is a sequence of parameter names (str), not "
+                f"{names!r}; for example Browser(secret_params=('session_id',))."
+            )
+        object.__setattr__(self, "secret_params", tuple(names))
         object.__setattr__(self, "resume", BrowserResume(self.resume))
         object.__setattr__(self, "screenshots", Screenshots(self.screenshots))
         object.__setattr__(self, "headless", bool(self.headless))

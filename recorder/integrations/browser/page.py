@@ -29,8 +29,9 @@ from ...callsite import caller, warn_at_caller
 from ...errors import ConfigError, RecorderError
 from ...keys import dumps, hash_bytes
 from ...records import StepRecord
+from ...redaction import redact_text, secret_params
 from . import checkpoint as checkpoints
-from . import events
+from . import events, secret_steps
 from .chains import (
     CHANGES_STATE,
     NAVIGATIONS,
@@ -146,6 +147,7 @@ class PageState:
         self.family = family
         self.opener = opener
         self.options: Browser = browser_options(run.browser)
+        self.secret_params = secret_params(self.options.secret_params)
         self.last_key: str | None = None
         self.url = url
         self.checkpoint: str | None = None
@@ -232,6 +234,8 @@ class PageState:
             raise ConfigError(f"effect= names the side effect (a non-empty str), not {effect!r}.")
         enc_args, enc_kwargs = encode_arg(list(args)), encode_arg(kwargs)
         selector = describe(chain) if chain else selector_argument(action, args)
+        if selector is not None:
+            selector = redact_text(selector, self.secret_params)
         request = {"page": self.index, "prev": self.last_key, "target": chain,
                    "action": action, "args": enc_args, "kwargs": enc_kwargs}  # fmt: skip
         call = run.begin(
@@ -242,13 +246,14 @@ class PageState:
             live=self.started or bool(self.deferred),
         )
         if call.replayed:
-            record = call.record
-            assert record is not None
+            assert call.record is not None
+            journal = run.journal
+            record, kept = secret_steps.unseal(journal, call.record)
             self.last_key = call.key
             self._follow(record, action)
             for event in record.meta.get("events", ()):
                 yield from events.deliver_steps(self, event)
-            value = call.replay()
+            value = secret_steps.real_result(journal, record, kept, call.replay())
             path = kwargs.get("path")
             if action in SCREENSHOTS and path and isinstance(value, bytes):
                 with open(path, "wb") as handle:
@@ -280,6 +285,9 @@ class PageState:
                     blobs[meta["screenshot"]] = shot
             yield from self._events_steps(meta, blobs)
             meta["url"] = page.url
+            password = yield from secret_steps.is_password_steps(page, chain, action, args)
+            _, meta = secret_steps.seal(call, None, meta, blobs, params=self.secret_params,
+                                        password=password)  # fmt: skip
             call.fail(exc, record=True, meta=meta, blobs=blobs)
             self.last_key = call.key
             raise
@@ -287,6 +295,7 @@ class PageState:
             call.abandon()
             raise
         result = _result_of(action, raw)
+        password = yield from secret_steps.is_password_steps(page, chain, action, args)
         yield from self._events_steps(meta, blobs)
         if action in CHANGES_STATE and not page.is_closed():
             data = yield from checkpoints.capture_steps(
@@ -306,7 +315,9 @@ class PageState:
         if len(frames) > 1:
             meta["frames"] = self.frames = [[f.name, f.url] for f in frames]
         meta["url"] = self.url = page.url
-        call.commit(result, meta=meta, blobs=blobs)
+        written, meta = secret_steps.seal(call, result, meta, blobs, params=self.secret_params,
+                                          password=password)  # fmt: skip
+        call.commit(written, meta=meta, blobs=blobs)
         self.last_key = call.key
         return self._value_of(chain, action, args, result)
 
@@ -358,8 +369,10 @@ class PageState:
         call = self.run.begin("browser", "event", request, {"action": f"event:{kind}"},
                               live=self.started)  # fmt: skip
         if call.replayed:
+            assert call.record is not None
             self.last_key = call.key
-            event = call.replay()
+            record, kept = secret_steps.unseal(self.run.journal, call.record)
+            event = secret_steps.real_result(self.run.journal, record, kept, call.replay())
             yield from events.deliver_steps(self, event)
             return
         if pending is None:
@@ -370,7 +383,9 @@ class PageState:
                 "recorder.run(..., mode='record') to record the run anew."
             )
         found, blobs = yield from events.collect_steps(self, pending)
-        call.commit(found[0], meta={"url": self.url}, blobs=blobs)
+        written, meta = secret_steps.seal(call, found[0], {"url": self.url}, blobs,
+                                          params=self.secret_params)  # fmt: skip
+        call.commit(written, meta=meta, blobs=blobs)
         self.last_key = call.key
 
     def _screenshot_steps(self, page: Any) -> Generator[Op, Any, bytes | None]:
@@ -465,7 +480,7 @@ class PageState:
             "history again, or record the run again (mode='record')."
         )
         for record in history:
-            request = journal.request(record)
+            request, want = secret_steps.real_request(journal, record)
             chain, action = request["target"], request["action"]
             where = f"step #{record.seq} ({action} {describe(chain) or request['args']})"
             args = decode_arg(page, request["args"])
@@ -490,11 +505,6 @@ class PageState:
             if action in SCREENSHOTS:
                 continue
             got = _result_of(action, raw)
-            want = (
-                record.result
-                if record.result_ref is None
-                else json.loads(journal.blob(record.result_ref))
-            )
             if action in NAVIGATIONS and isinstance(got, dict) and isinstance(want, dict):
                 got, want = got.get("url"), want.get("url")
             if isinstance(got, bytes | bytearray) or (isinstance(want, dict) and "$blob" in want):
