@@ -39,10 +39,11 @@ from pathlib import Path
 from typing import Any
 
 from . import records
-from .errors import RecorderError, StoreError
+from .errors import ConfigError, RecorderError, StoreError
 from .history import find_run
 from .journal import Journal, step_label
 from .keys import dumps, hash_bytes, is_tagged_hash
+from .options import validate_name
 from .records import RECORD_FORMAT, AttemptRecord, RunRecord, StepRecord, TraceEvent
 from .redaction import SECRET_BLOB_FIELDS
 from .store import Store, open_store
@@ -297,6 +298,15 @@ def _read_members(
                 f"its members inflate to {total:,} bytes, more than the limit of "
                 f"{max_bytes:,} (max_bytes=)",
             )
+        # Many members each under the per-member bound below still add up: the whole
+        # may not inflate more than _MAX_RATIO times the file (past a first MiB).
+        size = path.stat().st_size
+        if total > _MAX_RATIO * size + 2**20:
+            raise _refuse(
+                path,
+                f"its members inflate to {total:,} bytes from a file of {size:,} (more "
+                f"than {_MAX_RATIO}x: a zip bomb?)",
+            )
         kinds: dict[str, str] = {}
         for info in infos:
             if info.filename in kinds:
@@ -313,16 +323,34 @@ def _read_members(
         data: dict[str, tuple[str, bytes]] = {}
         try:
             for info in infos:
-                with archive.open(info) as member:
-                    # zipfile stops at the declared size and checks the CRC at the end
-                    content = member.read(info.file_size + 1)
-                if len(content) != info.file_size:
-                    raise _refuse(path, f"member {info.filename!r} is longer than declared")
+                content = _inflate(path, archive, info)
                 data[info.filename] = (kinds[info.filename], content)
         except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError) as error:
             raise _refuse(path, f"a member is damaged or truncated ({error})") from error
     manifest = _manifest(path, data.pop(_MANIFEST)[1])
     return manifest, data
+
+
+_CHUNK = 2**20
+
+
+def _inflate(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+    """A member's bytes, read a MiB at a time and never past its declared size (which
+    the limits were checked against); zipfile checks the CRC at the end."""
+    parts: list[bytes] = []
+    left = info.file_size
+    with archive.open(info) as member:
+        while True:
+            chunk = member.read(min(_CHUNK, left + 1))
+            if not chunk:
+                break
+            left -= len(chunk)
+            if left < 0:
+                raise _refuse(path, f"member {info.filename!r} is longer than declared")
+            parts.append(chunk)
+    if left:
+        raise _refuse(path, f"member {info.filename!r} is shorter than declared")
+    return b"".join(parts)
 
 
 def _load(path: Path, cls: type[Any], raw: bytes | dict[str, Any], name: str) -> Any:
@@ -357,6 +385,7 @@ def _check(path: Path, manifest: dict[str, Any], data: dict[str, tuple[str, byte
         raise _refuse(
             path, f"run.json is run {run_id!r} but {_MANIFEST} says {manifest['run_id']!r}"
         )
+    _check_run(path, run)
     checked = _Checked(run=run, manifest=manifest)
     checked.puts["run/" + run_id] = data["run.json"][1]
     needed: dict[str, str] = {}
@@ -420,6 +449,27 @@ def _check(path: Path, manifest: dict[str, Any], data: dict[str, tuple[str, byte
         marker = {"run_id": run_id, "bundle": path.name, "why": why}
         checked.puts[f"withheld/{run_id}/{ref}"] = dumps(marker).encode()
     return checked
+
+
+def _check_run(path: Path, run: RunRecord) -> None:
+    """The run's name passes the rules a run made here passes (``validate_name``), and
+    its id is that name and its inputs' hash, as :func:`recorder.run` makes it."""
+    try:
+        validate_name(run.name)
+    except ConfigError as error:
+        raise _refuse(path, f"run.json: {error}") from error
+    if not is_tagged_hash(run.inputs_hash) or run.run_id != f"{run.name}@{run.inputs_hash[7:19]}":
+        raise _refuse(
+            path,
+            f"run.json is run {run.run_id!r}, but its name {run.name!r} and inputs hash "
+            f"{run.inputs_hash!r} make another id",
+        )
+    try:
+        inputs_hash = hash_bytes(dumps(run.inputs).encode())
+    except (TypeError, ValueError) as error:
+        raise _refuse(path, f"run.json: its inputs are not canonical JSON ({error})") from error
+    if inputs_hash != run.inputs_hash:
+        raise _refuse(path, f"run.json: its inputs hash to {inputs_hash}, not to {run.inputs_hash}")
 
 
 _RUN_PREFIXES = ("attempt", "trace", "event", "step", "intent", "withheld")

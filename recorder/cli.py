@@ -93,14 +93,14 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _journal(store: str | None, *, create: bool = False) -> Journal:
+def _journal(store: str | None) -> Journal:
     path = Path(store) if store else default_directory()
-    if not create and not path.exists():
+    if not path.exists():
         raise RunNotFoundError(
             f"no store at {path}: nothing has been recorded there yet (use --store DIR or "
             "set RECORDER_DIR)."
         )
-    return Journal(open_store(path, create=create))
+    return Journal(open_store(path, create=False))
 
 
 def _print_table(frame: object) -> None:
@@ -133,8 +133,10 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "import":
         from .bundle import import_bundle, read_manifest
 
-        journal = _journal(args.store, create=True)
-        run_id = import_bundle(args.file, store=journal.store, replace=args.replace)
+        # The path, not an open store: a refused bundle must not create the directory.
+        path = Path(args.store) if args.store else default_directory()
+        run_id = import_bundle(args.file, store=path, replace=args.replace)
+        journal = _journal(str(path))
         manifest = read_manifest(args.file)
         counts = manifest.get("counts", {})
         withheld = len(manifest["withheld"])

@@ -91,8 +91,21 @@ class RunHistory:
 
     @property
     def status(self) -> str:
-        """The outcome of the last attempt (``"new"`` before any)."""
-        return self.attempts[-1].outcome.value if self.attempts else "new"
+        """The outcome of the last attempt (``"new"`` before any), or ``"damaged"`` when
+        that attempt's trace names steps it recorded or replayed whose records are gone
+        (a run half deleted by a ``recorder rm`` of an older release killed part-way:
+        ``recorder rm`` deletes it)."""
+        if not self.attempts:
+            return "new"
+        last = self.attempts[-1]
+        held = {(s.generation, s.key, s.occurrence) for s in self.steps}
+        for event in self.traces.get(last.number, ()):
+            if (
+                event.status != "failed"
+                and (event.generation, event.key, event.occurrence) not in held
+            ):
+                return "damaged"
+        return last.outcome.value
 
     def current_steps(self) -> list[StepRecord]:
         """The step records a replay would use (the current generation), in run order."""

@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +34,10 @@ from .records import AttemptRecord, RunRecord, StepRecord, TraceEvent
 from .store import Store
 
 __all__ = ["Damage", "Journal", "intent_key"]
+
+_RUN_PREFIXES = ("step", "attempt", "event", "trace", "lock", "intent", "signal", "withheld")
+"""The key prefixes under which a run's records live (``<prefix>/<run_id>/...``), besides
+``run/<run_id>`` and ``lock/<run_id>``."""
 
 _PART_MIN = 256
 """List items of a request whose JSON is longer than this are stored as their own
@@ -255,20 +260,26 @@ class Journal:
             self._known_blobs.update(blobs)
 
     def copy_steps(self, run_id: str, steps: list[StepRecord]) -> None:
-        """Write ``steps`` (another run's records; their blobs are already in this
-        store) as generation 0 of ``run_id``, in one write."""
+        """Write ``steps`` (another run's records, whose blobs are in this store) as
+        generation 0 of ``run_id``, in one write that adds their blobs where absent: the
+        other run may be deleted meanwhile, and its blobs collected with it."""
         puts = {}
+        refs: dict[str, None] = {}
         for step in steps:
             copied = dataclasses.replace(step, generation=0)
-            puts[_step_key(run_id, copied)] = records.dump(copied)
+            raw = puts[_step_key(run_id, copied)] = records.dump(copied)
+            refs.update(dict.fromkeys(sorted(_needed(json.loads(raw)))))
         if puts:
-            self.store.write(puts)
+            found = self.store.get_many(["blob/" + ref for ref in refs])
+            self.store.write(puts, adds=found)
 
     def delete_step(self, run_id: str, step: StepRecord) -> None:
         """Retract one step record (its blobs stay until garbage collection) and any
         intent marker of the same step."""
         intent = intent_key(run_id, step.generation, step.key, step.occurrence)
         self.store.write(deletes=[_step_key(run_id, step), intent])
+        with self._lock:  # its blobs may be collected now: a later step sends them again
+            self._known_blobs.difference_update(step.blobs)
 
     # -- effects and signals -----------------------------------------------------------
 
@@ -302,26 +313,60 @@ class Journal:
     # -- maintenance -------------------------------------------------------------------
 
     def delete_run(self, run_id: str) -> int:
-        """Delete a run's records, then every blob no other run needs; return the
-        number of step records deleted."""
-        deleted = len(self.store.keys(f"step/{run_id}/"))
-        for prefix in ("step", "attempt", "event", "trace", "lock", "intent", "signal", "withheld"):
-            self.store.delete_prefix(f"{prefix}/{run_id}/")
-        self.store.write(deletes=["run/" + run_id, "lock/" + run_id])
-        self.collect_garbage()
+        """Delete a run's records and every blob no remaining step needs, in one store
+        transaction; return the number of step records deleted.
+
+        Other processes may be recording other runs meanwhile: they wait for the
+        transaction, and the blobs it keeps are exactly those some step record needs
+        when it commits. A writer adds a step and its new blobs in one write (a blob
+        already there is kept, one that went is added again), so a step written before
+        the transaction keeps its blobs and one written after it brings back any that
+        went. A process killed inside it leaves the run whole: nothing is half deleted."""
+        store = self.store
+        with store.transaction():
+            deleted = len(store.keys(f"step/{run_id}/"))
+            for prefix in _RUN_PREFIXES:
+                store.delete_prefix(f"{prefix}/{run_id}/")
+            store.write(deletes=["run/" + run_id, "lock/" + run_id])
+            doomed = self._sweep()
+        self._forget(doomed)
         return deleted
 
     def collect_garbage(self) -> int:
-        """Delete blobs no step record refers to; return how many went."""
-        needed: set[str] = set()
-        for _, raw in self.store.scan("step/"):
-            needed.update(json.loads(raw).get("blobs", ()))
-        doomed = [k for k in self.store.keys("blob/") if k[5:] not in needed]
-        for start in range(0, len(doomed), 500):
-            self.store.write(deletes=doomed[start : start + 500])
-        with self._lock:
-            self._known_blobs.difference_update(k[5:] for k in doomed)
+        """Delete the blobs no step record needs, in one store transaction (see
+        :meth:`delete_run`); return how many went."""
+        with self.store.transaction():
+            doomed = self._sweep()
+        self._forget(doomed)
         return len(doomed)
+
+    def _sweep(self) -> list[str]:
+        """Inside a transaction: delete every blob no step record needs; return their
+        keys. A step record that does not parse could need any blob: then none goes."""
+        store = self.store
+        needed: set[str] = set()
+        keys = store.keys("step/")
+        for start in range(0, len(keys), 250):
+            for key, raw in store.get_many(keys[start : start + 250]).items():
+                try:
+                    needed.update(_needed(json.loads(raw)))
+                except (ValueError, TypeError, AttributeError) as error:
+                    warnings.warn(
+                        f"{store.location}: step record {key} is unreadable ({error}); no "
+                        "blob was collected. Run `recorder verify`, then `recorder rm` its run.",
+                        RuntimeWarning,
+                        stacklevel=3,
+                    )
+                    return []
+        doomed = [k for k in store.keys("blob/") if k[5:] not in needed]
+        for start in range(0, len(doomed), 500):
+            store.write(deletes=doomed[start : start + 500])
+        return doomed
+
+    def _forget(self, doomed: list[str]) -> None:
+        if doomed:
+            with self._lock:
+                self._known_blobs.difference_update(k[5:] for k in doomed)
 
     def verify(self) -> list[Damage]:
         """Re-hash every blob and check that every step's blobs are present."""
@@ -351,6 +396,21 @@ class Journal:
                         )
                     )
         return damage
+
+
+def _needed(doc: Any) -> set[str]:
+    """The blobs a step record's JSON names: its ``blobs`` (every blob it needs, by
+    contract) and, to be safe, its request, result and prebuilt refs and every ref among
+    its ``meta`` values (checkpoint, screenshot...): keeping a blob too many is harmless."""
+    refs = {str(r) for r in doc.get("blobs") or ()}
+    prebuilt = doc.get("prebuilt")
+    meta = doc.get("meta")
+    for ref in (doc.get("request_ref"), doc.get("result_ref"),
+                prebuilt.get("ref") if isinstance(prebuilt, dict) else None,
+                *(meta.values() if isinstance(meta, dict) else ())):  # fmt: skip
+        if is_tagged_hash(ref):
+            refs.add(ref)
+    return refs
 
 
 def intent_key(run_id: str, generation: int, key: str, occurrence: int) -> str:

@@ -116,6 +116,15 @@ class Store(ABC):
         """Atomically set ``key`` to ``new`` (``None`` deletes it) if its value is
         ``expected`` (``None``: absent); return whether it did. Writes are synced."""
 
+    @abstractmethod
+    def transaction(self) -> contextlib.AbstractContextManager[None]:
+        """A block whose reads and writes, made by this thread, are one transaction that
+        no other writer (thread or process) interleaves with: its reads see one state
+        that no other write changes until the block ends, and its writes apply together,
+        or not at all if the block raises or the process dies in it. Other writers wait
+        for it; keep it short. Maintenance that must decide on what it reads (delete a
+        run, collect the blobs no step needs) runs in one."""
+
     def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
         """The values under ``keys`` that exist, by key (one read where the store can:
         a replay reads the blobs of the steps ahead together)."""
@@ -236,6 +245,19 @@ class MemoryStore(Store):
                 return False
             self._apply({key: new}, slack=_SWAP_SLACK)
             return True
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        # Other threads' writes wait on the lock; a failed block is undone from a copy.
+        with self._lock:
+            data, size = dict(self._data), self._size
+            try:
+                yield
+            except BaseException:
+                self._data.clear()
+                self._data.update(data)
+                self._size = size
+                raise
 
     def delete_prefix(self, prefix: str) -> int:
         with self._lock:
@@ -680,6 +702,24 @@ class DiskStore(Store):
             if full is not None:
                 raise full from error
             raise
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        # BEGIN IMMEDIATE: SQLite's write lock from the first read to the COMMIT, so no
+        # other connection commits in between; in WAL mode readers go on meanwhile. A
+        # nested transact() (write, delete_prefix, swap inside the block) joins it.
+        try:
+            with self._cache.transact(retry=True):
+                yield
+        except (sqlite3.DatabaseError, OSError) as error:
+            full = out_of_space(self.directory, error, _DB_NAME)
+            if full is not None:
+                raise full from error
+            if not isinstance(error, sqlite3.OperationalError):
+                raise
+            raise StoreError(
+                f"{self.location}: a transaction failed and nothing of it was kept ({error})."
+            ) from error
 
     def change_token(self) -> object:
         # data_version changes when another connection commits; connections are per
