@@ -238,6 +238,40 @@ def _form_of(journal: Journal, record: StepRecord, text: bytes, prebuilt: Prebui
         return None
 
 
+def form_checker(
+    journal: Journal, prebuilts: Iterable[Prebuilt]
+) -> Callable[[StepRecord], str | None]:
+    """For :meth:`Journal.verify`: a check that a step's prebuilt form is the one its
+    recorded JSON gives (the JSON is the truth; a form is derived from it and never
+    trusted alone). Forms of a tag none of ``prebuilts`` has are not checked: a replay
+    ignores them and builds from the JSON."""
+    by_tag = {p.tag: p for p in prebuilts}
+
+    def check(step: StepRecord) -> str | None:
+        form = step.prebuilt or {}
+        prebuilt = by_tag.get(str(form.get("tag")))
+        if prebuilt is None or not isinstance(form.get("ref"), str):
+            return None
+        label = step_label(step)
+        try:
+            text = (
+                journal.blob(step.result_ref, step=label)
+                if step.result_ref is not None
+                else dumps(step.result).encode()
+            )
+            stored = journal.blob(form["ref"], step=label)
+        except RecorderError as error:
+            return f"its prebuilt form cannot be checked: {error}"
+        if _form_of(journal, step, text, prebuilt) != stored:
+            return (
+                "its prebuilt form (what a fast replay loads) differs from what its recorded "
+                "result gives: a replay would return other data than show and export display"
+            )
+        return None
+
+    return check
+
+
 class Call:
     """One step call inside an attempt, returned by :meth:`Run.begin`.
 

@@ -20,7 +20,7 @@ from .errors import ConfigError, RecorderError, RunNotFoundError
 from .history import RunHistory, find_run, run_rows
 from .journal import Journal
 from .locks import RunLock
-from .store import default_directory, open_store
+from .store import default_directory, open_store, store_path
 
 __all__ = ["main"]
 
@@ -94,7 +94,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _journal(store: str | None) -> Journal:
-    path = Path(store) if store else default_directory()
+    path = store_path(store, "--store") if store else default_directory()
     if not path.exists():
         raise RunNotFoundError(
             f"no store at {path}: nothing has been recorded there yet (use --store DIR or "
@@ -176,7 +176,16 @@ def _dispatch(args: argparse.Namespace) -> int:
         _print_table(frame)
         return 0
     if args.command == "verify":
-        damage = journal.verify()
+        from .call import Prebuilt, form_checker
+
+        forms: list[Prebuilt] = []
+        try:
+            from .integrations.litellm import prebuilt_form
+        except ImportError:  # no litellm here: its forms are left unchecked
+            pass
+        else:
+            forms.append(prebuilt_form())
+        damage = journal.verify(form_checker(journal, forms))
         blobs = len(journal.store.keys("blob/"))
         steps = len(journal.store.keys("step/"))
         for item in damage:

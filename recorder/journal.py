@@ -23,7 +23,7 @@ import dataclasses
 import json
 import threading
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -368,9 +368,20 @@ class Journal:
             with self._lock:
                 self._known_blobs.difference_update(k[5:] for k in doomed)
 
-    def verify(self) -> list[Damage]:
-        """Re-hash every blob and check that every step's blobs are present."""
+    def verify(self, check_form: Callable[[StepRecord], str | None] | None = None) -> list[Damage]:
+        """Re-hash every blob, check every record's seal (runs, attempts, events, steps)
+        and that every step's blobs are present. ``check_form(step)`` says what is wrong
+        with a step's prebuilt form against its recorded JSON, if anything (the
+        integrations that make forms know how; see ``recorder.call.form_checker``)."""
         damage = [Damage(None, None, None, p) for p in self.store.integrity_check()]
+        for prefix, cls in (("run/", RunRecord), ("attempt/", AttemptRecord),
+                            ("event/", TraceEvent)):  # fmt: skip
+            for key, raw in self.store.scan(prefix):
+                try:
+                    records.load(cls, raw, where=key)
+                except (StoreError, ValueError) as error:
+                    run_id = key.split("/", 2)[1]
+                    damage.append(Damage(run_id, key, None, f"unreadable record: {error}"))
         good: set[str] = set()
         for key, data in self.store.scan("blob/"):
             ref = key[5:]
@@ -388,13 +399,19 @@ class Journal:
             except (StoreError, ValueError) as error:
                 damage.append(Damage(run_id, key, None, f"unreadable step record: {error}"))
                 continue
+            missing = False
             for ref in step.blobs:
                 if ref not in good and ref not in withheld:
+                    missing = True
                     damage.append(
                         Damage(
                             run_id, step_label(step), ref, "a blob it needs is missing or damaged"
                         )
                     )
+            problem = None if missing or check_form is None else check_form(step)
+            if problem is not None:
+                form = (step.prebuilt or {}).get("ref")
+                damage.append(Damage(run_id, step_label(step), form, problem))
         return damage
 
 

@@ -740,14 +740,15 @@ _open_lock = threading.Lock()
 
 
 def default_directory() -> Path:
-    """``$RECORDER_DIR``, or ``./.recorder`` in the current directory."""
-    return Path(os.environ.get("RECORDER_DIR") or DEFAULT_DIR)
+    """``$RECORDER_DIR``, or ``./.recorder`` in the current directory (a URL there is
+    refused as for ``store=``)."""
+    return store_path(os.environ.get("RECORDER_DIR") or DEFAULT_DIR, "$RECORDER_DIR")
 
 
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 
 
-def _store_path(where: str | os.PathLike[str], given: str) -> Path:
+def store_path(where: str | os.PathLike[str], given: str) -> Path:
     """The directory a path names; a ``scheme://`` URL is refused unless it is a local
     ``file://`` one (a URL never silently becomes a directory named ``postgresql:``)."""
     if not isinstance(where, str):
@@ -792,9 +793,9 @@ def open_store(
         )
     limit = resolve_limit(max_store_bytes)
     if store is None:
-        path = _store_path(os.environ.get("RECORDER_DIR") or DEFAULT_DIR, "$RECORDER_DIR")
+        path = store_path(os.environ.get("RECORDER_DIR") or DEFAULT_DIR, "$RECORDER_DIR")
     else:
-        path = _store_path(store, "store=")
+        path = store_path(store, "store=")
     resolved = str(path.expanduser().resolve())
     with _open_lock:
         found = _open_stores.get(resolved)

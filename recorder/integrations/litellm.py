@@ -43,7 +43,8 @@ from ..runtime import Call, Run, current_run
 from .modelstate import StateError, class_name, dump_state, load_state, model_class, state_form
 
 __all__ = ["NOT_KEYED", "RECORDED", "UNRECORDED", "PartialStreamWarning", "UnrecordedLLMWarning",
-           "copy_response", "install", "is_installed", "recorded_acall", "recorded_acompletion",
+           "copy_response", "install", "is_installed", "prebuilt_form", "recorded_acall",
+           "recorded_acompletion",
            "recorded_call", "recorded_completion", "request_of", "responses",
            "uninstall"]  # fmt: skip
 
@@ -318,6 +319,12 @@ responses: ResultCache[Any] = ResultCache(copy_response)
 
 def _prebuilt() -> Prebuilt:
     return Prebuilt(state_form(), _dump_response, _load_response)
+
+
+def prebuilt_form() -> Prebuilt:
+    """How chat responses are prebuilt under the installed litellm (``recorder verify``
+    checks stored forms against their recorded JSON with it)."""
+    return _prebuilt()
 
 
 # -- warnings -----------------------------------------------------------------------------

@@ -59,3 +59,30 @@ def test_file_urls_and_plain_paths_still_open_a_directory(tmp_path: Path) -> Non
     assert store is open_store(tmp_path / "a")
     odd = tmp_path / "name:with-colon"  # a colon alone is no scheme
     assert isinstance(open_store(str(odd)), DiskStore)
+
+
+@pytest.mark.parametrize("env", [False, True])
+def test_the_command_line_refuses_a_url_store_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, env: bool
+) -> None:
+    """``recorder --store postgresql://...`` (or $RECORDER_DIR) is refused with the same
+    message, not read as a directory named ``postgresql:``."""
+    import contextlib
+    import io
+
+    from recorder.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    url = "postgresql://me:pw@127.0.0.1:5/db"
+    args = ["ls"] if env else ["--store", url, "ls"]
+    if env:
+        monkeypatch.setenv("RECORDER_DIR", url)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        try:
+            code = main(args)
+        except SystemExit as stop:
+            code = int(stop.code or 0)
+    assert code != 0
+    assert "postgresql:// URL" in out.getvalue() and "pw" not in out.getvalue()
+    assert list(tmp_path.iterdir()) == []
