@@ -36,7 +36,7 @@ def forge_form(store: Path, run_id: str, truth: str) -> None:
     assert truth.encode() in form
     forged = form.replace(truth.encode(), b"forged answer")
     ref = hash_bytes(forged)
-    blobs = tuple(b for b in step.blobs if b != step.prebuilt["ref"]) + (ref,)
+    blobs = (*(b for b in step.blobs if b != step.prebuilt["ref"]), ref)
     changed = dataclasses.replace(step, prebuilt={**step.prebuilt, "ref": ref}, blobs=blobs)
     journal.put_steps(run_id, [changed], {ref: forged})
 
