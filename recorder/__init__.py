@@ -21,6 +21,7 @@ from .errors import (
     DamagedRecordError,
     DivergenceError,
     DivergenceWarning,
+    FanOutError,
     NotSerializableError,
     QuotaExceededError,
     RecordedStepError,
@@ -33,6 +34,7 @@ from .errors import (
     Suspended,
     UnsafeStoreError,
 )
+from .fanout import FanOut, fan_out
 from .forking import fork
 from .history import RunHistory, load, runs
 from .integrations.browser.options import Browser
@@ -74,6 +76,8 @@ __all__ = [
     "DiskStore",
     "DivergenceError",
     "DivergenceWarning",
+    "FanOut",
+    "FanOutError",
     "MemoryStore",
     "Mode",
     "NotSerializableError",
@@ -97,6 +101,7 @@ __all__ = [
     "current_run",
     "diff",
     "export_bundle",
+    "fan_out",
     "fork",
     "import_bundle",
     "load",

@@ -13,6 +13,8 @@ of mistake carry that base too (a bad argument is a ``ValueError``)::
     ├── RunLockedError                      another live process holds the run
     ├── RecordedStepError                   replay of a recorded error whose type cannot be rebuilt
     ├── AmbiguousEffectError                an effect started (intent marker) but never finished
+    ├── FanOutError                         children of a fan-out failed (raise_on_failure=True);
+    │                                       ``df`` holds its rows
     ├── StoreError                          the store cannot be used as asked
         ├── StoreFormatError                written by a newer recorder, or not a recorder store
         ├── UnsafeStoreError                a pickled row, or a directory others can write to
@@ -39,6 +41,7 @@ __all__ = [
     "DamagedRecordError",
     "DivergenceError",
     "DivergenceWarning",
+    "FanOutError",
     "NotSerializableError",
     "QuotaExceededError",
     "RecordedStepError",
@@ -134,6 +137,15 @@ class AmbiguousEffectError(RecorderError):
         self.started_at = started_at
         self.attempt = attempt
         self.idempotency_key = idempotency_key
+
+
+class FanOutError(RecorderError):
+    """Children of a fan-out made with ``raise_on_failure=True`` failed (or the failure
+    budget stopped it). ``df`` is its DataFrame, one row per input, as it ended."""
+
+    def __init__(self, message: str, *, df: Any) -> None:
+        super().__init__(message)
+        self.df = df
 
 
 class StoreError(RecorderError):

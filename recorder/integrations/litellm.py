@@ -36,6 +36,7 @@ from pydantic import BaseModel
 from ..call import Prebuilt
 from ..callsite import warn_at_caller
 from ..errors import ReplayMissError
+from ..limits import alimited, limited
 from ..memo import ResultCache
 from ..options import Mode
 from ..retry import Retry, acall_with_retry, as_retry, call_with_retry
@@ -393,7 +394,7 @@ def recorded_call(which: str, run: Run, args: tuple[Any, ...], kwargs: dict[str,
     if call.replayed:
         return _replayed(which, run, call, kwargs, retry, stream)
     with call.live(record_errors=run.record_llm_errors):
-        response = call_with_retry(retry, call, lambda: original(**kwargs))
+        response = call_with_retry(retry, call, lambda: limited("llm", lambda: original(**kwargs)))
     return _finish(_Source(which, run, call, kwargs, retry), response, stream)
 
 
@@ -409,7 +410,9 @@ async def recorded_acall(
     if call.replayed:
         return _replayed(which, run, call, kwargs, retry, stream)
     with call.live(record_errors=run.record_llm_errors):
-        response = await acall_with_retry(retry, call, lambda: original(**kwargs))
+        response = await acall_with_retry(
+            retry, call, lambda: alimited("llm", lambda: original(**kwargs))
+        )
     return _finish(_Source(which, run, call, kwargs, retry), response, stream)
 
 
@@ -449,13 +452,17 @@ class _Source:
     def ask(self) -> Any:
         original = _originals.get(self.endpoint) or getattr(litellm, self.endpoint)
         with self.call.live(record_errors=False):
-            return call_with_retry(self.retry, self.call, lambda: original(**self.kwargs))
+            return call_with_retry(
+                self.retry, self.call, lambda: limited("llm", lambda: original(**self.kwargs))
+            )
 
     async def aask(self) -> Any:
         name = "a" + self.endpoint
         original = _originals.get(name) or getattr(litellm, name)
         with self.call.live(record_errors=False):
-            return await acall_with_retry(self.retry, self.call, lambda: original(**self.kwargs))
+            return await acall_with_retry(
+                self.retry, self.call, lambda: alimited("llm", lambda: original(**self.kwargs))
+            )
 
 
 def _chunk_document(chunk: Any) -> dict[str, Any]:
