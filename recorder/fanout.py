@@ -130,14 +130,9 @@ class FanOut:
         self.concurrency = _positive("concurrency", concurrency)
         self.retries = _count("retries", retries)
         self.max_failures = _budget(max_failures)
-        self.limits = dict(limits or {})
-        if self.limits:
-            from .limits import shared
+        from .limits import check
 
-            shared("<check>", self.limits)  # refuses unknown names and bad caps now
-            from .limits import forget
-
-            forget("<check>")
+        self.limits = check(limits or {})
         self.retry_failed = bool(retry_failed)
         self.raise_on_failure = bool(raise_on_failure)
         self.display = display
@@ -148,6 +143,7 @@ class FanOut:
         self.run_id = Run(self.name, inputs=self._parent_inputs).run_id
         """The parent run's id."""
         self._children = self._plan(list(inputs), key)
+        self._by_key = {c.key: c for c in self._children}
         for child in self._children:
             child.row = _blank_row(child)
         self._running = False
@@ -326,7 +322,7 @@ class FanOut:
         return todo
 
     async def _schedule(self, parent: Run, engine: Engine, todo: deque[_Child]) -> None:
-        by_key = {c.key: c for c in self._children}
+        by_key = self._by_key
 
         def fill() -> None:
             while todo and engine.in_flight < self.concurrency and self.stopped is None:
@@ -365,7 +361,7 @@ class FanOut:
         )
 
     def _record(self, parent: Run, outcome: ChildOutcome) -> None:
-        child = next(c for c in self._children if c.key == outcome.key)
+        child = self._by_key[outcome.key]
         row = child.row
         row.update(
             status=outcome.status,

@@ -22,7 +22,18 @@ from typing import TypeVar
 
 from .errors import ConfigError
 
-__all__ = ["KNOWN", "Limit", "alimited", "current", "forget", "limited", "reset", "shared", "use"]
+__all__ = [
+    "KNOWN",
+    "Limit",
+    "alimited",
+    "check",
+    "current",
+    "forget",
+    "limited",
+    "reset",
+    "shared",
+    "use",
+]
 
 T = TypeVar("T")
 
@@ -104,12 +115,20 @@ class Limit:
             future.set_result(None)
 
 
-def shared(scope: str, caps: Mapping[str, int]) -> dict[str, Limit]:
-    """The process's limits of ``scope`` (a fan-out), made at the first ask: every run of
-    the scope in this process shares them."""
+def check(caps: Mapping[str, int]) -> dict[str, int]:
+    """``caps`` (a ``limits=`` argument) if every name is known and every cap an int >= 1."""
     unknown = set(caps) - KNOWN
     if unknown:
         raise ConfigError(f"limits= names {sorted(unknown)}; the limits known are {sorted(KNOWN)}.")
+    for name, capacity in caps.items():
+        Limit(name, capacity)
+    return dict(caps)
+
+
+def shared(scope: str, caps: Mapping[str, int]) -> dict[str, Limit]:
+    """The process's limits of ``scope`` (a fan-out), made at the first ask: every run of
+    the scope in this process shares them."""
+    check(caps)
     found: dict[str, Limit] = {}
     with _registry_lock:
         for name, capacity in caps.items():

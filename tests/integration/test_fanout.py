@@ -19,6 +19,7 @@ import pytest
 import pytest_asyncio
 
 import recorder
+import recorder.journal
 from fixtures.llm_server import LLMServer
 from fixtures.site import CATALOGUE, FixtureSite
 from recorder.integrations.browser import aclose_browser, launch
@@ -318,3 +319,69 @@ def test_a_killed_fan_out_resumes_only_the_unfinished(tmp_path: Path) -> None:
             return (row["key"], row["run"], done, row["result"], row["llm_calls"], row["error"])
 
         assert [same(r) for r in rows] == [same(r) for r in expected]
+
+
+# -- Ctrl-C in a plain script ------------------------------------------------------------------
+
+_CTRL_C_SCRIPT = """
+import asyncio, sys, time
+import recorder
+
+async def slow(run, n):
+    await run.astep("start", lambda v: v, n)
+    print("started", n, flush=True)
+    await asyncio.sleep(60 if n >= 2 else 0)
+    return n
+
+def plain(run, n):
+    run.step("start", lambda v: v, n)
+    print("started", n, flush=True)
+    deadline = time.monotonic() + (60 if n >= 2 else 0)
+    while time.monotonic() < deadline:
+        time.sleep(0.01)
+    return n
+
+agent = slow if sys.argv[2] == "async" else plain
+fan = recorder.fan_out(agent, range(6), name="ctrl-c", key=int, concurrency=4, store=sys.argv[1])
+try:
+    fan.wait()
+except KeyboardInterrupt:
+    print("STATUSES", ",".join(fan.df["status"]), flush=True)
+    sys.exit(3)
+"""
+
+
+@pytest.mark.parametrize("kind", ["async", "sync"])
+def test_ctrl_c_interrupts_every_child_with_one_line(tmp_path: Path, kind: str) -> None:
+    script = tmp_path / "ctrl_c.py"
+    script.write_text(_CTRL_C_SCRIPT)
+    store = tmp_path / "store"
+    process = subprocess.Popen(
+        [sys.executable, str(script), str(store), kind],
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    started = set()
+    for line in process.stdout:
+        if line.startswith("started"):
+            started.add(int(line.split()[1]))
+        if {2, 3, 4, 5} <= started:
+            break
+    time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    out = process.stdout.read()
+    err = process.stderr.read()
+    assert process.wait(timeout=60) == 3, err
+    assert "Traceback" not in err
+    assert err.count("recorder: fan-out 'ctrl-c' interrupted") == 1
+    statuses = next(x for x in out.splitlines() if x.startswith("STATUSES")).split()[1]
+    assert statuses.split(",") == ["completed"] * 2 + ["interrupted"] * 4
+    journal = recorder.journal.Journal(recorder.open_store(store))
+    for n in range(2, 6):
+        history = recorder.load(f"ctrl-c:{n}", store=store)
+        assert history.status == "interrupted"
+        assert journal.get_lock(history.run_id) is None
+    assert recorder.load("ctrl-c", store=store).status == "interrupted"
