@@ -17,11 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 from . import memo
 from .call import Attempt, describe_error, write_prebuilt
-from .errors import ConfigError, RecorderError, Suspended
+from .errors import ConfigError, RecorderError, StoreError, Suspended
 from .forking import copy_fork, fork_target
 from .locks import HOST, RunLock, process_start
 from .options import Mode
 from .records import AttemptRecord, Outcome, RunRecord
+from .sequence import check_numbering, numbering
 
 if TYPE_CHECKING:
     from .runtime import Run
@@ -31,10 +32,18 @@ __all__ = ["call_closers", "end_attempt", "finish_later", "is_interrupt", "start
 
 def start_attempt(run: Run) -> Attempt:
     """Take the run's lock and write a new attempt; an attempt still ``running`` whose
-    process is gone is marked ``crashed`` first. The lock is released if this fails."""
+    process is gone is marked ``crashed`` first. The lock is released if this fails.
+
+    Records lost by the store (:mod:`recorder.sequence`) raise DamagedRecordError
+    before anything is written. On a read-only store nothing is written: the lock is
+    not taken and the attempt is kept in memory only (it can replay, not record)."""
     journal = run.journal
     now = run._clock()
     lock = RunLock(journal, run.run_id)
+    if journal.store.damaged is not None:
+        raise journal.store.damaged
+    if journal.store.read_only:
+        return _start_read_only(run, lock, now)
     lock.acquire(now)
     journal.forget_known_blobs()
     memo.check_store(journal.store)
@@ -58,13 +67,19 @@ def start_attempt(run: Run) -> Attempt:
                 + (f", forked from {was['run']} at step {was['step']}" if was else "")
                 + "; a fork needs a run of its own: give it another name or inputs."
             )
-        last = journal.last_attempt(run.run_id)
+        history = journal.attempts(run.run_id)
+        last = history[-1] if history else None
+        steps = journal.steps(run.run_id, record.generation)
+        state = numbering(steps, history, record.generation)
+        if run.mode is not Mode.RECORD:
+            check_numbering(state, run.run_id, record.generation, journal.store.location)
         if last is not None and last.outcome is Outcome.RUNNING:
             journal.put_attempt(run.run_id, replace(last, outcome=Outcome.CRASHED))
         if run.mode is Mode.RECORD:
             record = replace(record, generation=record.generation + 1)
             journal.put_run(record)
-        recorded = {s.ident: s for s in journal.steps(run.run_id, record.generation)}
+            steps, state = [], numbering((), (), record.generation)
+        recorded = {s.ident: s for s in steps}
         intents = journal.intents(run.run_id, record.generation)
         attempt = AttemptRecord(
             number=(last.number if last else 0) + 1,
@@ -79,7 +94,38 @@ def start_attempt(run: Run) -> Attempt:
     except BaseException:
         lock.release()
         raise
-    return Attempt(record=attempt, recorded=recorded, run_lock=lock, intents=intents)
+    return Attempt(record=attempt, recorded=recorded, run_lock=lock, intents=intents,
+                   next_n=state.next_n, dropped=list(state.unmarked_gaps))  # fmt: skip
+
+
+def _start_read_only(run: Run, lock: RunLock, now: float) -> Attempt:
+    """An attempt on a read-only store: checked as any, written nowhere, never live."""
+    journal = run.journal
+    if run.mode is Mode.RECORD:
+        raise StoreError(
+            f"{journal.store.location} is read-only, and mode='record' must write: use "
+            "mode='replay' (or 'auto', which then only replays), or make the store "
+            "writable (`chmod -R u+w DIR`, or copy it to a writable place)."
+        )
+    memo.check_store(journal.store)
+    record = journal.get_run(run.run_id)
+    generation = 0 if record is None else record.generation
+    history = journal.attempts(run.run_id) if record is not None else []
+    steps = journal.steps(run.run_id, generation) if record is not None else []
+    state = numbering(steps, history, generation)
+    check_numbering(state, run.run_id, generation, journal.store.location)
+    attempt = AttemptRecord(
+        number=(history[-1].number if history else 0) + 1,
+        mode=run.mode.value,
+        generation=generation,
+        started_at=now,
+        pid=os.getpid(),
+        host=HOST,
+        process_start=process_start(os.getpid()),
+    )
+    intents = journal.intents(run.run_id, generation) if record is not None else {}
+    return Attempt(record=attempt, recorded={s.ident: s for s in steps}, run_lock=lock,
+                   intents=intents, next_n=state.next_n, read_only=True)  # fmt: skip
 
 
 def end_attempt(run: Run, att: Attempt, exc: BaseException | None) -> None:
@@ -110,10 +156,14 @@ def end_attempt(run: Run, att: Attempt, exc: BaseException | None) -> None:
             att.view.finished(att.record, att.stats, detail)
         except Exception as failure:  # showing progress never fails a run
             warnings.warn(f"recorder: the live view failed ({failure!r})", stacklevel=4)
+    if att.read_only:  # kept in memory only: nothing to retract, build or write
+        att.unbuilt.clear()
+        return
     if exc is not None:
         _retract_fatal_step(run, att, exc)
     with att.lock:
         trace = sorted(att.events, key=lambda e: e.seq)
+        att.record = replace(att.record, high_water=att.next_n, dropped=_dropped(att))
     # The outcome is the attempt's last write: a process killed before it leaves the
     # attempt "running" (seen as crashed), never closed with work still to come.
     try:
@@ -149,9 +199,21 @@ def _retract_fatal_step(run: Run, att: Attempt, exc: BaseException) -> None:
     while link is not None and len(chain) < 16 and link not in chain:
         chain.append(link)
         link = link.__cause__ or link.__context__
-    for raised, record in att.raised:
-        if any(raised is e for e in chain):
-            run.journal.delete_step(run.run_id, record)
+    doomed = [record for raised, record in att.raised if any(raised is e for e in chain)]
+    numbers = [r.n for r in doomed if r.n is not None]
+    if numbers:
+        # Said before done: an attempt killed between the two must not leave the
+        # deleted numbers looking lost.
+        with att.lock:
+            att.dropped.extend(numbers)
+            running = replace(att.record, outcome=Outcome.RUNNING, dropped=_dropped(att))
+        run.journal.put_attempt(run.run_id, running)
+    for record in doomed:
+        run.journal.delete_step(run.run_id, record)
+
+
+def _dropped(att: Attempt) -> tuple[int, ...]:
+    return tuple(sorted(set(att.dropped)))
 
 
 def call_closers(att: Attempt) -> list[Any]:

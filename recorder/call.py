@@ -138,6 +138,12 @@ class Attempt:
     by blob hash, not yet checked against it."""
     by_seq: list[StepRecord] | None = None
     seq_index: dict[tuple[str, int], int] = field(default_factory=dict)
+    next_n: int = 0
+    """The number the next step record of the generation gets (:mod:`recorder.sequence`)."""
+    dropped: list[int] = field(default_factory=list)
+    """Numbers given and deleted on purpose, or never written: kept in the attempt record."""
+    read_only: bool = False
+    """The store is read-only: the attempt is kept in memory only and never goes live."""
 
     def read_ahead(self, journal: Journal, record: StepRecord, tag: str) -> bytes | None:
         """The prebuilt form of ``record`` (of ``tag``), read with those of the next
@@ -546,6 +552,12 @@ class Call:
                 where=f"what redact= returned for {self.label}",
             )
         request_ref = run.journal.split_request(request, blobs)
+        ident = (self.key, self.occurrence)
+        with att.lock:
+            number = att.next_n
+            att.next_n = number + 1
+            old = att.recorded.get(ident)
+        replaces = () if old is None else old.replaces + (() if old.n is None else (old.n,))
         record = StepRecord(
             key=self.key,
             occurrence=self.occurrence,
@@ -563,9 +575,16 @@ class Call:
             meta=self.meta,
             blobs=tuple(blobs),
             plain=plain,
+            n=number,
+            replaces=replaces,
         )
         faults.reach("before_write")
-        run.journal.put_step(run.run_id, record, blobs, deletes=self.clears)
+        try:
+            run.journal.put_step(run.run_id, record, blobs, deletes=self.clears)
+        except BaseException:  # not written (or unknown: a gap the next start settles)
+            with att.lock:
+                att.dropped.append(number)
+            raise
         faults.reach("after_write")
         if prebuilt is not None and error is None:
             att.add_unbuilt(record, text, prebuilt)

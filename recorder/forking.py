@@ -3,6 +3,7 @@ and goes live from there."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -88,6 +89,9 @@ def copy_fork(run: Run, journal: Journal) -> dict[str, Any] | None:
     source = journal.get_run(target["run"])
     assert source is not None  # find_run found it
     steps = journal.steps(source.run_id, source.generation)
-    copied = [s for s in steps if s.seq < target["step"]]
-    journal.copy_steps(run.run_id, copied)
+    copied = sorted((s for s in steps if s.seq < target["step"]), key=lambda s: (s.seq, s.attempt))
+    # Numbered anew, 0 to k-1: the source's numbers have gaps its own attempts account
+    # for, which the fork does not copy (see recorder.sequence).
+    renumbered = [dataclasses.replace(s, n=i, replaces=()) for i, s in enumerate(copied)]
+    journal.copy_steps(run.run_id, renumbered)
     return target

@@ -135,6 +135,14 @@ class AttemptRecord:
     ended_at: float | None = None
     error: ErrorInfo | None = None
     process_start: float | None = None
+    high_water: int | None = None
+    """Written when the attempt ends: every step record of its generation numbered
+    below this (:attr:`StepRecord.n`) was written and acknowledged, so each must be in
+    the store unless replaced or dropped on purpose (see :mod:`recorder.sequence`).
+    ``None`` in records of older releases and of attempts that never ended."""
+    dropped: tuple[int, ...] = ()
+    """Numbers of step records this attempt deleted on purpose (a retracted fatal step,
+    a write the store refused, records an attempt killed part-way never wrote)."""
     format: int = RECORD_FORMAT
 
 
@@ -169,6 +177,13 @@ class StepRecord:
     builds from the result, which an integration loads faster than it builds (see
     :class:`recorder.call.Prebuilt`). Derived from the result; a reader that does not
     know the tag ignores it."""
+    n: int | None = None
+    """Its number in its generation, in write order, given by the attempt holding the
+    run's lock (``None`` in records of older releases): a gap below an ended attempt's
+    :attr:`AttemptRecord.high_water` is a lost record (see :mod:`recorder.sequence`)."""
+    replaces: tuple[int, ...] = ()
+    """Numbers of the records this one overwrote (same key and occurrence), and those
+    they replaced in turn: gone on purpose, not lost."""
     format: int = RECORD_FORMAT
 
     @property
@@ -347,8 +362,9 @@ def _build(cls: type[_R], raw: Any, where: str) -> _R:
             kwargs["error"] = ErrorInfo(**kwargs["error"])
         if "outcome" in kwargs:
             kwargs["outcome"] = Outcome(kwargs["outcome"])
-        if "blobs" in kwargs:
-            kwargs["blobs"] = tuple(kwargs["blobs"])
+        for name in ("blobs", "replaces", "dropped"):
+            if name in kwargs:
+                kwargs[name] = tuple(kwargs[name])
         return cls(**kwargs)
     except (TypeError, ValueError) as error:
         raise StoreFormatError(f"{where} is not a valid {cls.__name__}: {error}") from error

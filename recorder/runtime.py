@@ -339,10 +339,11 @@ class Run:
                     record = None
                     forced = True
         if record is None:
-            if live and self.mode is Mode.REPLAY:
+            if live and (self.mode is Mode.REPLAY or att.read_only):
+                never = "a read-only store" if att.read_only else "mode='replay'"
                 raise ConfigError(
                     f"{kind} {name!r} must run live (its browser page went live) and "
-                    f"mode='replay' never goes live; use mode='auto'."
+                    f"{never} never goes live; use mode='auto' on a writable store."
                 )
             if not (live and forced):
                 self._on_miss(att, kind, name, seq, canon)
@@ -353,9 +354,15 @@ class Run:
         return call
 
     def _on_miss(self, att: Attempt, kind: str, name: str, seq: int, request: Any) -> None:
-        if self.mode is Mode.REPLAY:
+        if self.mode is Mode.REPLAY or att.read_only:
             pool = list(att.recorded.values())
             then = "mode='replay' never goes live: re-run with mode='auto' to record it."
+            if att.read_only:
+                then = (
+                    f"The store {self.store.location} is read-only, so this step cannot "
+                    "be recorded and does not run: make the store writable (`chmod -R u+w "
+                    "DIR`) or copy it to a writable place (`cp -a DIR COPY`), then re-run."
+                )
             raise mismatch(ReplayMissError, self.run_id, then, pool, kind, name, seq, request,
                            self.journal.request)  # fmt: skip
         if self.mode is not Mode.AUTO or len(att.used) >= len(att.recorded):

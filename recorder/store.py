@@ -21,6 +21,11 @@ limit on the bytes of its keys and values. A write that would pass it raises
 evicted, deletes always pass. A write the disk refuses (full, or past the process's file
 size limit) raises :class:`~recorder.errors.StoreError` saying so; SQLite keeps such a
 write out entirely, so everything written before stays readable.
+
+A store this process cannot write (``chmod -R a-w``, a read-only mount) is opened
+read-only (:attr:`Store.read_only`): reads work, writes raise StoreError. A database
+file SQLite finds damaged (truncated) raises :class:`~recorder.errors.DamagedRecordError`
+saying how to recover what still reads, never "not a recorder store".
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ import diskcache
 
 from .errors import (
     ConfigError,
+    DamagedRecordError,
     StoreError,
     StoreFormatError,
     UnsafeStoreError,
@@ -85,6 +91,13 @@ class Store(ABC):
     """A durable, atomic ``str -> bytes`` map with ordered prefix scans."""
 
     location: str = "<store>"
+    read_only: bool = False
+    """Opened read-only (the files or the file system cannot be written): reads work,
+    every write raises StoreError, and a run entered on it replays without writing."""
+    damaged: DamagedRecordError | None = None
+    """Set when the database file is damaged (truncated...): the store is opened
+    read-only so that what still reads can be listed, verified and exported; entering
+    a run raises this error."""
 
     @abstractmethod
     def get(self, key: str) -> bytes | None:
@@ -383,6 +396,7 @@ class DiskStore(Store):
         max_store_bytes: int | None = None,
         timeout: float = 60.0,
         create: bool = True,
+        read_only: bool | None = None,
     ) -> None:
         limit = resolve_limit(max_store_bytes)
         path = Path(directory).expanduser().absolute()
@@ -394,6 +408,12 @@ class DiskStore(Store):
         self.directory = path
         self.location = str(path)
         self._quota: Quota | None = None
+        if read_only is None:
+            read_only = _cannot_write(path)
+        self.read_only = read_only
+        if read_only:
+            self._open_read_only(path, timeout)
+            return
         try:
             if not path.exists():
                 try:
@@ -418,6 +438,13 @@ class DiskStore(Store):
                 raise full from error
             if not isinstance(error, sqlite3.DatabaseError):
                 raise
+            if _is_damage(error, path / _DB_NAME):
+                # Opened read-only, for what still reads: `recorder ls`, `export` and
+                # `verify` work on it; entering a run raises (see start_attempt).
+                self.damaged = damaged_database(self.location, error)
+                self.read_only = True
+                self._open_read_only(path, timeout)
+                return
             raise StoreFormatError(
                 f"{path} holds a file that is not a recorder store ({error}). "
                 "Point store= or RECORDER_DIR at another directory."
@@ -427,6 +454,31 @@ class DiskStore(Store):
                 (path / name).chmod(0o600)
         self._check_format()
         self.max_store_bytes = limit
+
+    def _open_read_only(self, path: Path, timeout: float) -> None:
+        if not (path / _DB_NAME).is_file():
+            raise StoreFormatError(
+                f"no recorder store at {path} (it has no {_DB_NAME}), and the directory is "
+                "read-only, so none can be created there: point store= or RECORDER_DIR at "
+                "a writable directory."
+            )
+        check_directory_safe(path)
+        self._cache = _ReadOnlyCache(path / _DB_NAME, timeout)
+        try:
+            self._check_format()
+        except BaseException:
+            self._cache.close()
+            raise
+
+    def _refuse_write(self) -> None:
+        if self.damaged is not None:
+            raise self.damaged
+        if self.read_only:
+            raise StoreError(
+                f"{self.location} is opened read-only (its files or its file system cannot "
+                "be written): it can be replayed, verified and exported, not written. Make "
+                "it writable (`chmod -R u+w DIR`) or copy it to a writable place."
+            )
 
     @property
     def max_store_bytes(self) -> int | None:
@@ -440,6 +492,11 @@ class DiskStore(Store):
 
     def _check_format(self) -> None:
         raw = self.get(_FORMAT_KEY)
+        if raw is None and self.read_only:
+            raise StoreFormatError(
+                f"{self.location} holds no recorder store format key, so it is not a "
+                "recorder store (or an empty one); it is read-only, so it cannot become one."
+            )
         if raw is None:
             # Claim an empty database in one transaction, so that processes creating the
             # same new store at once agree; rows without the format key are a foreign
@@ -474,7 +531,7 @@ class DiskStore(Store):
         try:
             row = self._cache._sql(_GET, (key,)).fetchone()
         except sqlite3.DatabaseError as error:
-            raise StoreError(f"{self.location}: reading {key!r} failed: {error}") from error
+            raise self._read_error(error, f"reading {key!r}") from error
         return None if row is None else _raw_value(self.location, *row)
 
     def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
@@ -484,38 +541,50 @@ class DiskStore(Store):
             try:
                 rows = self._cache._sql(_get_many(len(batch)), batch).fetchall()
             except sqlite3.DatabaseError as error:
-                raise StoreError(
-                    f"{self.location}: reading {len(batch)} keys failed: {error}"
-                ) from error
+                raise self._read_error(error, f"reading {len(batch)} keys") from error
             for key, *row in rows:
                 found[key] = _raw_value(self.location, *row)
         return found
 
     def scan(self, prefix: str) -> list[tuple[str, bytes]]:
         # diskcache has no prefix query; its (key, raw) unique index serves a range scan.
-        rows = self._cache._sql(
-            "SELECT key, mode, filename, value FROM Cache WHERE key >= ? AND key < ? "
-            "AND raw = 1 ORDER BY key",
-            (prefix, _prefix_end(prefix)),
-        ).fetchall()
+        try:
+            rows = self._cache._sql(
+                "SELECT key, mode, filename, value FROM Cache WHERE key >= ? AND key < ? "
+                "AND raw = 1 ORDER BY key",
+                (prefix, _prefix_end(prefix)),
+            ).fetchall()
+        except sqlite3.DatabaseError as error:
+            raise self._read_error(error, f"reading the keys under {prefix!r}") from error
         return [(k, _raw_value(self.location, m, f, v)) for k, m, f, v in rows]
 
     def keys(self, prefix: str) -> list[str]:
-        rows = self._cache._sql(
-            "SELECT key FROM Cache WHERE key >= ? AND key < ? AND raw = 1 ORDER BY key",
-            (prefix, _prefix_end(prefix)),
-        ).fetchall()
+        try:
+            rows = self._cache._sql(
+                "SELECT key FROM Cache WHERE key >= ? AND key < ? AND raw = 1 ORDER BY key",
+                (prefix, _prefix_end(prefix)),
+            ).fetchall()
+        except sqlite3.DatabaseError as error:
+            raise self._read_error(error, f"listing the keys under {prefix!r}") from error
         return [k for (k,) in rows]
 
     def last(self, prefix: str) -> tuple[str, bytes] | None:
-        row = self._cache._sql(
-            "SELECT key, mode, filename, value FROM Cache WHERE key >= ? AND key < ? "
-            "AND raw = 1 ORDER BY key DESC LIMIT 1",
-            (prefix, _prefix_end(prefix)),
-        ).fetchone()
+        try:
+            row = self._cache._sql(
+                "SELECT key, mode, filename, value FROM Cache WHERE key >= ? AND key < ? "
+                "AND raw = 1 ORDER BY key DESC LIMIT 1",
+                (prefix, _prefix_end(prefix)),
+            ).fetchone()
+        except sqlite3.DatabaseError as error:
+            raise self._read_error(error, f"reading the last key under {prefix!r}") from error
         if row is None:
             return None
         return row[0], _raw_value(self.location, row[1], row[2], row[3])
+
+    def _read_error(self, error: sqlite3.DatabaseError, what: str) -> StoreError:
+        if _is_damage(error, self.directory / _DB_NAME):
+            return damaged_database(self.location, error)
+        return StoreError(f"{self.location}: {what} failed: {error}")
 
     def write(
         self,
@@ -527,6 +596,7 @@ class DiskStore(Store):
     ) -> None:
         for key, value in (*puts.items(), *adds.items()):
             _check_item(key, value)
+        self._refuse_write()
         deletes = list(deletes)
         quota = self._quota
         if quota is None or not (puts or adds):
@@ -660,6 +730,7 @@ class DiskStore(Store):
             sql("PRAGMA synchronous = NORMAL")
 
     def swap(self, key: str, expected: bytes | None, new: bytes | None) -> bool:
+        self._refuse_write()
         quota = self._quota if new is not None else None
         cache = self._cache
         try:
@@ -691,6 +762,7 @@ class DiskStore(Store):
             raise StoreError(f"{self.location}: updating {key!r} failed ({error}).") from error
 
     def delete_prefix(self, prefix: str) -> int:
+        self._refuse_write()
         try:
             with self._cache.transact(retry=True):
                 cursor = self._cache._sql(
@@ -708,6 +780,7 @@ class DiskStore(Store):
         # BEGIN IMMEDIATE: SQLite's write lock from the first read to the COMMIT, so no
         # other connection commits in between; in WAL mode readers go on meanwhile. A
         # nested transact() (write, delete_prefix, swap inside the block) joins it.
+        self._refuse_write()
         try:
             with self._cache.transact(retry=True):
                 yield
@@ -728,11 +801,127 @@ class DiskStore(Store):
         return (id(self), threading.get_ident(), version)
 
     def integrity_check(self) -> list[str]:
-        rows = self._cache._sql("PRAGMA integrity_check").fetchall()
+        try:
+            rows = self._cache._sql("PRAGMA integrity_check").fetchall()
+        except sqlite3.DatabaseError as error:
+            if not _is_damage(error, self.directory / _DB_NAME):
+                raise self._read_error(error, "SQLite's integrity check") from error
+            return [f"SQLite's integrity check could not run: {error} (the file is damaged)"]
         return [str(r[0]) for r in rows if r[0] != "ok"]
 
     def close(self) -> None:
         self._cache.close()
+
+
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _cannot_write(path: Path) -> bool:
+    """Whether an existing store at ``path`` cannot be written by this process (its
+    directory or database file is not writable, or the file system is read-only)."""
+    db = path / _DB_NAME
+    if not db.is_file():
+        return False
+    return not (os.access(path, os.W_OK) and os.access(db, os.W_OK))
+
+
+def _is_damage(error: sqlite3.DatabaseError, db: Path) -> bool:
+    """Whether ``error`` says that a SQLite database file is damaged (truncated,
+    overwritten in part), as opposed to a file that was never a SQLite database."""
+    name = getattr(error, "sqlite_errorname", "")
+    text = str(error).lower()
+    if name not in ("SQLITE_CORRUPT", "SQLITE_NOTADB") and not (
+        "malformed" in text or "not a database" in text
+    ):
+        return False
+    try:
+        with db.open("rb") as handle:
+            head = handle.read(len(_SQLITE_HEADER))
+    except OSError:
+        return False
+    # A file cut inside its 16-byte header still starts like one.
+    return bool(head) and _SQLITE_HEADER.startswith(head)
+
+
+def damaged_database(location: str, error: BaseException) -> DamagedRecordError:
+    """The error for a store whose database file SQLite finds damaged."""
+    return DamagedRecordError(
+        f"{location}: the database file {_DB_NAME} is damaged ({error}): it was truncated "
+        "or overwritten in part (a copy cut short, a full disk, a failing disk), so its "
+        "records cannot be trusted or read; nothing was run and nothing is written to it. "
+        "To recover what is readable, copy the directory aside and rebuild the rows that "
+        f"still read into a new store: `mkdir -m 700 NEW && sqlite3 {_DB_NAME} .recover | "
+        f"sqlite3 NEW/{_DB_NAME}` (where .recover fails, use .dump and change its last "
+        "line, `ROLLBACK; -- due to errors`, to `COMMIT;`); then `recorder ls --store NEW` "
+        "and `recorder verify --store NEW` show what came back (a run that lost records is "
+        "refused on entry; export it with `recorder export RUN -o FILE`)."
+    )
+
+
+class _ReadOnlyCache:
+    """What :class:`DiskStore` uses of ``diskcache.Cache``, on a read-only database:
+    one read-only SQLite connection per thread. A database whose ``-wal`` is absent is
+    opened ``immutable`` (SQLite cannot make the ``-shm`` it needs otherwise); one with
+    a ``-wal`` (transactions not yet checkpointed) is read through it."""
+
+    def __init__(self, db: Path, timeout: float) -> None:
+        self._db, self._timeout = db, timeout
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._con  # noqa: B018 - open now: a failure belongs to opening the store
+
+    @property
+    def _con(self) -> sqlite3.Connection:
+        con: sqlite3.Connection | None = getattr(self._local, "con", None)
+        if con is None:
+            con = self._connect()
+            self._local.con = con
+            with self._lock:
+                self._all.append(con)
+        return con
+
+    def _connect(self) -> sqlite3.Connection:
+        db = self._db
+        where = urllib.parse.quote(str(db))
+        wal = db.with_name(db.name + "-wal")
+        try:
+            con = sqlite3.connect(f"file:{where}?mode=ro", uri=True, timeout=self._timeout,
+                                  isolation_level=None, check_same_thread=False)  # fmt: skip
+            con.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return con
+        except sqlite3.DatabaseError as error:
+            if _is_damage(error, db):
+                raise damaged_database(str(db.parent), error) from error
+            if wal.is_file() and wal.stat().st_size > 0:
+                raise StoreError(
+                    f"{db.parent} is read-only and its {wal.name} holds transactions not yet "
+                    f"in {db.name} ({error}); SQLite cannot read them without writing its "
+                    "-shm file. Copy the store to a writable place (`cp -a DIR COPY`) and "
+                    "use the copy."
+                ) from error
+        con = sqlite3.connect(f"file:{where}?immutable=1", uri=True, timeout=self._timeout,
+                              isolation_level=None, check_same_thread=False)  # fmt: skip
+        try:
+            con.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.DatabaseError as error:
+            con.close()
+            if _is_damage(error, db):
+                raise damaged_database(str(db.parent), error) from error
+            raise StoreFormatError(
+                f"{db.parent} holds a file that is not a recorder store ({error})."
+            ) from error
+        return con
+
+    def _sql(self, statement: str, *args: Any) -> sqlite3.Cursor:
+        return self._con.execute(statement, *args)
+
+    def close(self) -> None:
+        with self._lock:
+            for con in self._all:
+                con.close()
+            self._all.clear()
+        self._local = threading.local()
 
 
 _open_stores: dict[str, DiskStore] = {}

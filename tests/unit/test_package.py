@@ -39,7 +39,7 @@ def test_all_is_sorted_and_complete() -> None:
                "runtime", "store", "values", "integrations", "export", "cli", "effects",
                "faults", "display", "retry", "bundle", "rundiff", "pytest_plugin", "quota",
                "memo", "switching", "options", "autoinstall", "forking", "steps", "waits",
-               "attempts", "testing", "callsite", "redaction",
+               "attempts", "testing", "callsite", "redaction", "sequence",
                "fanout", "engines", "limits"}  # fmt: skip
     assert public - modules - {"annotations"} == set(recorder.__all__)
 
