@@ -419,13 +419,18 @@ def test_two_hundred_random_sigkills_lose_nothing_and_repeat_no_effect(
     # Every attempt is accounted for: one crashed attempt per kill (a kill before the
     # attempt was written, or after it was closed, leaves none), one failed attempt per
     # ambiguous effect, and the run's last two attempts (finish or earlier, replay)
-    # completed; nothing is left "running".
+    # completed; nothing is left "running". A kill that lands after an ambiguous
+    # effect's attempt was closed as failed but before the process printed its
+    # AMBIGUOUS line leaves a failed attempt the test saw as a kill (the next launch
+    # meets the same effect and reports it): such kills are the failed attempts past
+    # the reported ones, and leave no crashed attempt.
     for state in states.values():
         outcomes = collections.Counter(
             a.outcome for a in recorder.load(state.name, inputs=state.inputs, store=db).attempts
         )
-        assert outcomes[recorder.Outcome.FAILED] == state.ambiguous, (state, outcomes)
-        unwritten = state.landed[BEFORE_FIRST] + state.landed[AFTER_LAST]
+        unreported = outcomes[recorder.Outcome.FAILED] - state.ambiguous
+        assert 0 <= unreported <= state.kills, (state, outcomes)
+        unwritten = state.landed[BEFORE_FIRST] + state.landed[AFTER_LAST] + unreported
         assert state.kills - unwritten <= outcomes[recorder.Outcome.CRASHED] <= state.kills
         assert outcomes[recorder.Outcome.COMPLETED] >= 2
         assert set(outcomes) <= {recorder.Outcome.CRASHED, recorder.Outcome.FAILED,
