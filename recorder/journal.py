@@ -412,7 +412,32 @@ class Journal:
             if problem is not None:
                 form = (step.prebuilt or {}).get("ref")
                 damage.append(Damage(run_id, step_label(step), form, problem))
+        damage.extend(self._lost_records())
         return damage
+
+    def _lost_records(self) -> list[Damage]:
+        """Step records of a run's current generation that its numbering says were
+        written and are gone (see :mod:`recorder.sequence`)."""
+        from .sequence import numbering
+
+        found = []
+        for run in self.list_runs():
+            try:
+                state = numbering(
+                    self.steps(run.run_id, run.generation),
+                    self.attempts(run.run_id),
+                    run.generation,
+                )
+            except (StoreError, ValueError):  # unreadable records are reported above
+                continue
+            if state.missing:
+                shown = ", ".join(str(n) for n in state.missing[:10])
+                found.append(
+                    Damage(run.run_id, None, None,
+                           f"{len(state.missing)} step record(s) written and since lost "
+                           f"(numbers {shown}{'...' if len(state.missing) > 10 else ''})")
+                )  # fmt: skip
+        return found
 
 
 def _needed(doc: Any) -> set[str]:

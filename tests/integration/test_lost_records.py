@@ -18,6 +18,8 @@ import pytest
 
 import recorder
 from recorder.errors import DamagedRecordError
+from recorder.journal import Journal
+from recorder.store import open_store
 
 pytestmark = pytest.mark.integration
 
@@ -135,6 +137,9 @@ def test_a_lost_wal_is_damage_not_a_rerun(tmp_path: Path) -> None:
     # Nothing was written either: the store is as the loss left it.
     assert _rows(db, "step/") == left
     assert list(_rows(db, f"attempt/{run_id}/")) == [attempt_key]
+    # recorder verify reports the loss too
+    found = [str(d) for d in Journal(open_store(store)).verify()]
+    assert any(run_id in d and f"{lost} step record(s) written and since lost" in d for d in found)
 
 
 # -- read-only stores ---------------------------------------------------------------------
