@@ -288,23 +288,20 @@ class Journal:
         found: dict[tuple[str, int], dict[str, Any]] = {}
         for key, raw in self.store.scan(f"intent/{run_id}/{generation:04d}/"):
             *_, step_key, occurrence = key.split("/")
-            try:
-                found[step_key, int(occurrence)] = json.loads(raw)
-            except ValueError as error:
-                raise DamagedRecordError(f"intent marker {key} is unreadable: {error}") from error
+            found[step_key, int(occurrence)] = _unseal(raw, f"intent marker {key}")
         return found
 
     def put_intent(self, key: str, marker: Mapping[str, Any]) -> None:
         """Write an effect's intent marker durably (flushed to disk) before it runs."""
-        self.store.write({key: dumps(dict(marker)).encode()}, sync=True)
+        self.store.write({key: _seal(marker)}, sync=True)
 
     def signals(self, run_id: str, name: str) -> list[dict[str, Any]]:
         """Every value sent to ``wait_for(name)`` of a run, oldest first."""
-        return [json.loads(raw) for _, raw in self.store.scan(f"signal/{run_id}/{name}/")]
+        return [_unseal(raw, key) for key, raw in self.store.scan(f"signal/{run_id}/{name}/")]
 
     def put_signal(self, run_id: str, name: str, doc: Mapping[str, Any]) -> int:
         """Append a signal (atomic against concurrent senders); return its number."""
-        data = dumps(dict(doc)).encode()
+        data = _seal(doc)
         number = len(self.store.keys(f"signal/{run_id}/{name}/"))
         while not self.store.swap(f"signal/{run_id}/{name}/{number:06d}", None, data):
             number += 1
@@ -374,6 +371,12 @@ class Journal:
         with a step's prebuilt form against its recorded JSON, if anything (the
         integrations that make forms know how; see ``recorder.call.form_checker``)."""
         damage = [Damage(None, None, None, p) for p in self.store.integrity_check()]
+        for prefix in ("intent/", "signal/"):
+            for key, raw in self.store.scan(prefix):
+                try:
+                    _unseal(raw, key)
+                except DamagedRecordError as error:
+                    damage.append(Damage(key.split("/", 2)[1], key, None, str(error)))
         for prefix, cls in (("run/", RunRecord), ("attempt/", AttemptRecord),
                             ("event/", TraceEvent)):  # fmt: skip
             for key, raw in self.store.scan(prefix):
@@ -438,6 +441,26 @@ class Journal:
                            f"(numbers {shown}{'...' if len(state.missing) > 10 else ''})")
                 )  # fmt: skip
         return found
+
+
+def _seal(doc: Mapping[str, Any]) -> bytes:
+    """An intent marker or a signal as sealed JSON, like every record (see
+    :mod:`recorder.records`)."""
+    return records.seal(dumps({**doc, "format": records.RECORD_FORMAT}).encode())
+
+
+def _unseal(raw: bytes, where: str) -> dict[str, Any]:
+    """A marker or signal written by :func:`_seal` (or, unsealed, by an older release),
+    its seal checked: any altered byte is damage."""
+    try:
+        doc = json.loads(raw)
+    except ValueError as error:
+        raise DamagedRecordError(f"{where} is unreadable: {error}") from error
+    if type(doc) is not dict:
+        raise DamagedRecordError(f"{where} is not a JSON object: the record is damaged.")
+    records.check_seal(raw, doc, where)
+    doc.pop("format", None)
+    return doc
 
 
 def _needed(doc: Any) -> set[str]:

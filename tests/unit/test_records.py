@@ -107,3 +107,28 @@ def test_a_record_of_the_sealed_format_without_its_seal_is_damage() -> None:
         records.load(StepRecord, json.dumps(doc).encode(), where="step/4")
     doc["format"] = 1  # written before seals: read as it is
     assert records.load(StepRecord, json.dumps(doc).encode()).seq == 4
+
+
+def test_an_altered_intent_marker_or_signal_is_damage() -> None:
+    """Effect intent markers and signals are sealed like every record: one altered byte
+    is reported by verify and refused when read."""
+    from recorder.journal import Journal
+    from recorder.store import MemoryStore
+
+    store = MemoryStore()
+    journal = Journal(store)
+    intent = "intent/r@abc/0000/sha256:" + "ab" * 32 + "/000000"
+    journal.put_intent(intent, {"effect": "pay", "pid": 7})
+    journal.put_signal("r@abc", "approval", {"value": 10})
+    assert journal.verify() == []
+    assert journal.signals("r@abc", "approval") == [{"value": 10}]
+    (signal,) = store.keys("signal/")
+    for key, before, after in ((intent, b'"pay"', b'"pax"'), (signal, b"10", b"11")):
+        raw = store.get(key)
+        assert raw is not None and before in raw
+        store.write({key: raw.replace(before, after)})
+        assert any(d.step == key and "fails its seal" in d.problem for d in journal.verify())
+    with pytest.raises(DamagedRecordError, match="fails its seal"):
+        journal.intents("r@abc", 0)
+    with pytest.raises(DamagedRecordError, match="fails its seal"):
+        journal.signals("r@abc", "approval")
