@@ -174,6 +174,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             frame[column] = frame[column].dt.strftime("%Y-%m-%d %H:%M:%SZ")
         frame["inputs"] = frame["inputs"].map(_short)
         _print_table(frame)
+        _print_fan_outs(journal)
         return 0
     if args.command == "verify":
         from .call import Prebuilt, form_checker
@@ -232,6 +233,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         kind = write_frame(frame, args.output)
         print(f"wrote {len(frame)} rows of run {run_id} to {args.output} ({kind})")
         return 0
+    if args.attempt is None and _show_fan_out(journal, history):
+        return 0
     if args.attempt is not None:
         numbers = [a.number for a in history.attempts]
         if args.attempt not in numbers:
@@ -250,6 +253,54 @@ def _dispatch(args: argparse.Namespace) -> int:
         columns = [c for c in _SHOW_COLUMNS if c in frame.columns]
         _print_table(frame[columns])
     return 0
+
+
+def _counts(statuses: list[str]) -> str:
+    from collections import Counter
+
+    return ", ".join(f"{n} {s}" for s, n in sorted(Counter(statuses).items()))
+
+
+def _print_fan_outs(journal: Journal) -> None:
+    """Below the runs: each fan-out (a parent run) with its children counted by status."""
+    import pandas as pd
+
+    from .fanout import children_of, is_fan_out
+
+    rows = []
+    for record in journal.list_runs():
+        if is_fan_out(record.inputs):
+            children = children_of(journal, record.run_id)
+            statuses = [c["status"] for c in children]
+            rows.append({"fan_out": record.run_id, "children": len(children),
+                         "by status": _counts(statuses)})  # fmt: skip
+    if rows:
+        print("\nfan-outs (recorder show FAN_OUT lists the children):")
+        _print_table(pd.DataFrame(rows).sort_values("fan_out"))
+
+
+def _show_fan_out(journal: Journal, history: RunHistory) -> bool:
+    """``show`` of a fan-out's parent run: its children, grouped by status."""
+    import pandas as pd
+
+    from .fanout import children_of, is_fan_out
+
+    if not is_fan_out(history.run.inputs):
+        return False
+    children = children_of(journal, history.run.run_id)
+    summary = history.summary()
+    print(f"fan-out {summary['run']}  calls {summary['attempts']}  children {len(children)}"
+          f"  {_counts([c['status'] for c in children]) or 'none'}")  # fmt: skip
+    if not children:
+        return True
+    order = ["failed", "crashed", "interrupted", "suspended", "running", "not started",
+             "skipped", "completed", "replayed"]  # fmt: skip
+    frame = pd.DataFrame(children, columns=["status", "key", "run", "attempts", "error"])
+    frame["rank"] = frame["status"].map(lambda s: order.index(s) if s in order else len(order))
+    frame = frame.sort_values(["rank", "key"], kind="stable").drop(columns="rank")
+    frame["error"] = frame["error"].map(lambda e: "-" if e is None else _short(str(e)))
+    _print_table(frame)
+    return True
 
 
 def _short(text: str, limit: int = 80) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import html
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -22,7 +23,8 @@ if TYPE_CHECKING:
     from .call import Call, RunStats
     from .records import AttemptRecord, TraceEvent
 
-__all__ = ["REDRAW_S", "LineView", "Snapshot", "View", "in_notebook", "make_view"]
+__all__ = ["REDRAW_S", "FanOutLine", "LineView", "Snapshot", "View", "in_notebook",
+           "make_fan_view", "make_view"]  # fmt: skip
 
 REDRAW_S = 0.1
 
@@ -155,6 +157,61 @@ class LineView(View):
             self.stream.flush()
         except (OSError, ValueError):  # a closed stream never fails the run
             pass
+
+
+class FanOutLine:
+    """The view of a whole fan-out: one progress line over its inputs (tqdm, on
+    stderr), with counts by status, throughput, elapsed time, estimated time left, and
+    the cost so far and saved. Children already settled when the call began (replayed
+    from the record, failed, suspended) start the bar and do not count in the
+    throughput. The counts are recomputed at most every :data:`REDRAW_S` seconds."""
+
+    def __init__(self, name: str, total: int, settled: int, stream: TextIO | None = None) -> None:
+        from tqdm import tqdm
+
+        self._bar = tqdm(
+            total=total,
+            initial=settled,
+            desc=f"recorder {name}",
+            unit="child",
+            file=stream if stream is not None else sys.stderr,
+            mininterval=REDRAW_S,
+            dynamic_ncols=True,
+            smoothing=0.1,
+        )
+        self._shown = 0.0
+        self._closed = False
+
+    def advance(self, summary: Callable[[], str]) -> None:
+        """One more child ended in this call; ``summary()`` gives the counts and cost."""
+        now = time.monotonic()
+        if now - self._shown >= REDRAW_S:
+            self._shown = now
+            self._bar.set_postfix_str(summary(), refresh=False)
+        self._bar.update(1)
+
+    def close(self, summary: str) -> None:
+        """The final line (kept on screen)."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._bar.set_postfix_str(summary, refresh=False)
+            self._bar.close()
+        except (OSError, ValueError):  # a closed stream never fails the fan-out
+            pass
+
+
+def make_fan_view(display: bool | None, name: str, total: int, settled: int) -> FanOutLine | None:
+    """The view of a fan-out's call: ``None`` shows the line when stderr is a terminal or
+    in a notebook (as text in the cell; a widget view is not there yet), ``True`` always,
+    ``False`` never."""
+    if display is False:
+        return None
+    isatty = getattr(sys.stderr, "isatty", None)
+    if display is True or in_notebook() or (isatty is not None and isatty()):
+        return FanOutLine(name, total, settled)
+    return None
 
 
 def in_notebook() -> bool:

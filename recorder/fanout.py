@@ -57,10 +57,12 @@ if TYPE_CHECKING:
 
     import pandas
 
+    from .display import FanOutLine
     from .engines.base import ChildOutcome, ChildSpec, Engine
     from .journal import Journal
 
-__all__ = ["COLUMNS", "FanOut", "FanOutWarning", "child_name", "fan_out"]
+__all__ = ["COLUMNS", "FanOut", "FanOutWarning", "child_name", "children_of", "fan_out",
+           "is_fan_out"]  # fmt: skip
 
 COLUMNS = ("key", "run", "status", "attempts", "result", "error", "started_at", "duration_s",
            "llm_calls", "live_llm_calls", "cost_usd", "cost_saved_usd", "waiting_for")  # fmt: skip
@@ -147,6 +149,7 @@ class FanOut:
         for child in self._children:
             child.row = _blank_row(child)
         self._running = False
+        self._view: FanOutLine | None = None
         self.stopped: str | None = None
         """Why the failure budget stopped the last call (``None`` if it did not)."""
 
@@ -256,6 +259,10 @@ class FanOut:
                 [{"key": c.key, "run": c.run_id, "input": c.input} for c in self._children],
             )
             todo = deque(self._sort(parent.journal, log))
+            from .display import make_fan_view
+
+            total = len(self._children)
+            self._view = make_fan_view(self.display, self.name, total, total - len(todo))
             engine = self._make_engine()
             try:
                 await self._schedule(parent, engine, todo)
@@ -265,14 +272,30 @@ class FanOut:
                     self._record(parent, outcome)
                 for child in todo:
                     child.row["status"] = "interrupted" if is_interrupt(stop) else "skipped"
+                self._close_view()
                 if is_interrupt(stop):
                     self._say_interrupted()
                 raise
             finally:
+                self._close_view()
                 await engine.close()
                 from .limits import forget
 
                 forget(parent.run_id)
+
+    def _summary(self) -> str:
+        """The view's tail: counts by status, cost so far and saved."""
+        rows = [c.row for c in self._children]
+        counts = Counter(r["status"] for r in rows)
+        cost = sum(r["cost_usd"] for r in rows)
+        saved = sum(r["cost_saved_usd"] for r in rows)
+        shown = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+        return f"{shown} | ${cost:.4f} spent, ${saved:.4f} saved"
+
+    def _close_view(self) -> None:
+        if self._view is not None:
+            self._view.close(self._summary())
+            self._view = None
 
     def _make_engine(self) -> Engine:
         if self._engine_factory is not None:
@@ -377,6 +400,8 @@ class FanOut:
         )
         if outcome.attempt is not None:
             row["attempts"] = outcome.attempt
+        if self._view is not None:
+            self._view.advance(self._summary)
         doc = {
             "run": child.run_id,
             "status": outcome.status,
@@ -497,16 +522,54 @@ def _commit(parent: Run, kind: str, name: str, request: Any, value: Any) -> None
     parent.begin(kind, name, request).commit(value)
 
 
-def _read_log(journal: Journal, run_id: str) -> dict[str, dict[str, Any]]:
-    """The latest ``child`` step of each key over every call of the fan-out."""
-    steps = [s for s in journal.steps(run_id) if s.kind == "child" and s.error is None]
+def is_fan_out(inputs: Any) -> bool:
+    """Whether a run with these inputs is the parent run of a fan-out."""
+    return isinstance(inputs, dict) and list(inputs) == ["fan_out"]
+
+
+def children_of(journal: Journal, run_id: str) -> list[dict[str, Any]]:
+    """The children of the fan-out whose parent run is ``run_id``, as its records say
+    now (for the command line): ``key``, ``run``, ``status``, ``attempts``, ``error``.
+
+    The inputs are those of the fan-out's latest call. A child's status is the one the
+    parent recorded, unless the child's own records are newer: ``running`` (its lock is
+    held by a live process), ``crashed`` (left running by a dead one), the outcome of
+    a later attempt, or ``not started``."""
+    listed = _read_log(journal, run_id, "inputs").get("inputs")
+    if not isinstance(listed, list):
+        return []
+    log = _read_log(journal, run_id)
+    rows: list[dict[str, Any]] = []
+    for item in listed:
+        key, child = str(item["key"]), str(item["run"])
+        doc = log.get(key)
+        if doc is not None and doc.get("run") != child:
+            doc = None
+        last = journal.last_attempt(child)
+        held = journal.get_lock(child)
+        status = "not started" if doc is None else str(doc.get("status"))
+        error = None if doc is None else doc.get("error")
+        if held is not None and holder_alive(json.loads(held)):
+            status = "running"
+        elif last is not None and (doc is None or last.number > (doc.get("attempt") or 0)):
+            status = "crashed" if last.outcome is Outcome.RUNNING else last.outcome.value
+            error = last.error.summary if last.error else None
+        rows.append({"key": key, "run": child, "status": status,
+                     "attempts": last.number if last else 0, "error": error})  # fmt: skip
+    return rows
+
+
+def _read_log(journal: Journal, run_id: str, kind: str = "child") -> dict[str, Any]:
+    """The latest ``child`` step of each key over every call of the fan-out (or the
+    latest step of another ``kind``, by name)."""
+    steps = [s for s in journal.steps(run_id) if s.kind == kind and s.error is None]
     steps.sort(key=lambda s: (s.generation, s.attempt, s.seq))
     latest: dict[str, StepRecord] = {}
     for step in steps:
         latest[step.name] = step
     refs = [s.result_ref for s in latest.values() if s.result_ref is not None]
     read = journal.read_blobs(refs) if refs else {}
-    found: dict[str, dict[str, Any]] = {}
+    found: dict[str, Any] = {}
     for key, step in latest.items():
         where = f"the fan-out record of child {key!r}"
         if step.result_ref is not None:
@@ -516,7 +579,7 @@ def _read_log(journal: Journal, run_id: str) -> dict[str, dict[str, Any]]:
             value = step.result
         if not step.plain:
             value = decode(value, functools.partial(_blob, journal, where))
-        if isinstance(value, dict):
+        if isinstance(value, dict) or kind != "child":
             found[key] = value
     return found
 
