@@ -47,6 +47,7 @@ bench: setup
 	$(BIN)/python tests/bench/bench_browser.py
 	$(BIN)/python tests/bench/bench_effects.py
 	$(BIN)/python tests/bench/bench_display.py
+	$(BIN)/python tests/bench/bench_fanout.py
 
 clean:
 	rm -rf $(VENV) .recorder .pytest_cache .mypy_cache .ruff_cache .hypothesis
