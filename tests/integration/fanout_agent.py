@@ -1,5 +1,5 @@
 """A fan-out of an LLM agent with one side effect per child, run as its own process by
-tests/integration/test_fanout.py (which SIGKILLs it part-way).
+tests/integration/test_fanout_live.py (which SIGKILLs it part-way).
 
     python tests/integration/fanout_agent.py STORE LLM_BASE_URL SITE_URL N
 
