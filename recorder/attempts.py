@@ -136,7 +136,8 @@ def end_attempt(run: Run, att: Attempt, exc: BaseException | None) -> None:
         outcome, error = Outcome.COMPLETED, None
     elif isinstance(exc, Suspended):
         outcome, error = Outcome.SUSPENDED, None
-        print(f"recorder: {exc}", file=sys.stderr, flush=True)
+        if att.view is None and run.display is not False:  # a view shows it; quiet: nothing
+            print(f"recorder: {exc}", file=sys.stderr, flush=True)
     elif is_interrupt(exc):
         outcome, error = Outcome.INTERRUPTED, None
     elif isinstance(exc, SystemExit):

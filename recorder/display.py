@@ -15,7 +15,6 @@ from __future__ import annotations
 import html
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -23,10 +22,38 @@ if TYPE_CHECKING:
     from .call import Call, RunStats
     from .records import AttemptRecord, TraceEvent
 
-__all__ = ["REDRAW_S", "FanOutLine", "LineView", "Snapshot", "View", "in_notebook",
-           "make_fan_view", "make_view"]  # fmt: skip
+__all__ = ["REDRAW_S", "LineView", "Snapshot", "View", "format_seconds", "format_usd",
+           "in_notebook", "make_view"]  # fmt: skip
 
 REDRAW_S = 0.1
+
+
+def format_usd(value: float) -> str:
+    """Money as people read it: ``$0``, ``<$0.0001``, ``$0.0042``, ``$0.12``, ``$1,234.50``."""
+    if value == 0:
+        return "$0"
+    if value < 0:
+        return "-" + format_usd(-value)
+    if value < 0.0001:
+        return "<$0.0001"
+    if value < 1:
+        return f"${value:.4f}".rstrip("0").rstrip(".") if value < 0.01 else f"${value:.2f}"
+    return f"${value:,.2f}"
+
+
+def format_seconds(value: float) -> str:
+    """A duration as people read it: ``0.4 s``, ``12 s``, ``4 min 05 s``, ``2 h 03 min``."""
+    if value != value or value < 0:  # NaN: not known
+        return "-"
+    if value < 10:
+        return f"{value:.1f} s"
+    if value < 60:
+        return f"{value:.0f} s"
+    minutes, seconds = divmod(int(value), 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
 
 
 @dataclass
@@ -157,61 +184,6 @@ class LineView(View):
             self.stream.flush()
         except (OSError, ValueError):  # a closed stream never fails the run
             pass
-
-
-class FanOutLine:
-    """The view of a whole fan-out: one progress line over its inputs (tqdm, on
-    stderr), with counts by status, throughput, elapsed time, estimated time left, and
-    the cost so far and saved. Children already settled when the call began (replayed
-    from the record, failed, suspended) start the bar and do not count in the
-    throughput. The counts are recomputed at most every :data:`REDRAW_S` seconds."""
-
-    def __init__(self, name: str, total: int, settled: int, stream: TextIO | None = None) -> None:
-        from tqdm import tqdm
-
-        self._bar = tqdm(
-            total=total,
-            initial=settled,
-            desc=f"recorder {name}",
-            unit="child",
-            file=stream if stream is not None else sys.stderr,
-            mininterval=REDRAW_S,
-            dynamic_ncols=True,
-            smoothing=0.1,
-        )
-        self._shown = 0.0
-        self._closed = False
-
-    def advance(self, summary: Callable[[], str]) -> None:
-        """One more child ended in this call; ``summary()`` gives the counts and cost."""
-        now = time.monotonic()
-        if now - self._shown >= REDRAW_S:
-            self._shown = now
-            self._bar.set_postfix_str(summary(), refresh=False)
-        self._bar.update(1)
-
-    def close(self, summary: str) -> None:
-        """The final line (kept on screen)."""
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            self._bar.set_postfix_str(summary, refresh=False)
-            self._bar.close()
-        except (OSError, ValueError):  # a closed stream never fails the fan-out
-            pass
-
-
-def make_fan_view(display: bool | None, name: str, total: int, settled: int) -> FanOutLine | None:
-    """The view of a fan-out's call: ``None`` shows the line when stderr is a terminal or
-    in a notebook (as text in the cell; a widget view is not there yet), ``True`` always,
-    ``False`` never."""
-    if display is False:
-        return None
-    isatty = getattr(sys.stderr, "isatty", None)
-    if display is True or in_notebook() or (isatty is not None and isatty()):
-        return FanOutLine(name, total, settled)
-    return None
 
 
 def in_notebook() -> bool:

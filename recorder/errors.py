@@ -27,21 +27,28 @@ of mistake carry that base too (a bad argument is a ``ValueError``)::
 
     Suspended (BaseException)               not an error: the attempt waits for a signal or a
                                             timer; ``with run:`` ends it cleanly as suspended
+    Interrupted (KeyboardInterrupt)         Ctrl-C or a notebook's stop button ended the work;
+    Cancelled (asyncio.CancelledError)      its task was cancelled. Both say in one line
+                                            what was kept and how to resume, and show as
+                                            that line in a notebook, with no traceback.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import Any
 
 __all__ = [
     "AmbiguousEffectError",
     "AmbiguousRunError",
+    "Cancelled",
     "ConfigError",
     "DamagedRecordError",
     "DivergenceError",
     "DivergenceWarning",
     "FanOutError",
+    "Interrupted",
     "NotSerializableError",
     "QuotaExceededError",
     "RecordedStepError",
@@ -203,3 +210,23 @@ class Suspended(BaseException):
         self.reason = reason
         self.name = name
         self.wake_at = wake_at
+
+
+class _OneLine:
+    """IPython shows ``_render_traceback_()`` instead of a traceback: the message alone,
+    since what the interrupt stopped is the user's own code, not news."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"recorder: {self}"]
+
+
+class Interrupted(_OneLine, KeyboardInterrupt):
+    """Ctrl-C (or a notebook's stop button) interrupted the work; the message says what
+    was kept and how to resume. Still a KeyboardInterrupt: nothing that stops on one
+    goes on."""
+
+
+class Cancelled(_OneLine, asyncio.CancelledError):
+    """The task running the work was cancelled (a notebook's stop button in a cell that
+    awaits, a timeout); the message says what was kept and how to resume. Still a
+    CancelledError, so ``asyncio.wait_for`` and task groups treat it as theirs."""

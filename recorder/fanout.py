@@ -43,7 +43,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from .attempts import is_interrupt
-from .errors import ConfigError, FanOutError, RecorderError
+from .errors import Cancelled, ConfigError, FanOutError, Interrupted, RecorderError
 from .keys import canonical, dumps, hash_bytes
 from .locks import holder_alive
 from .options import validate_name
@@ -57,8 +57,8 @@ if TYPE_CHECKING:
 
     import pandas
 
-    from .display import FanOutLine
     from .engines.base import ChildOutcome, ChildSpec, Engine
+    from .fanview import FanOutView
     from .journal import Journal
 
 __all__ = ["COLUMNS", "FanOut", "FanOutWarning", "child_name", "children_of", "fan_out",
@@ -149,7 +149,7 @@ class FanOut:
         for child in self._children:
             child.row = _blank_row(child)
         self._running = False
-        self._view: FanOutLine | None = None
+        self._view: FanOutView | None = None
         self.stopped: str | None = None
         """Why the failure budget stopped the last call (``None`` if it did not)."""
 
@@ -259,10 +259,10 @@ class FanOut:
                 [{"key": c.key, "run": c.run_id, "input": c.input} for c in self._children],
             )
             todo = deque(self._sort(parent.journal, log))
-            from .display import make_fan_view
+            from .fanview import TICK_S, make_fan_view
 
-            total = len(self._children)
-            self._view = make_fan_view(self.display, self.name, total, total - len(todo))
+            self._view = make_fan_view(self.display, self.name, self._rows)
+            ticker = asyncio.ensure_future(_tick(self._view, TICK_S)) if self._view else None
             engine = self._make_engine()
             try:
                 await self._schedule(parent, engine, todo)
@@ -272,30 +272,40 @@ class FanOut:
                     self._record(parent, outcome)
                 for child in todo:
                     child.row["status"] = "interrupted" if is_interrupt(stop) else "skipped"
-                self._close_view()
                 if is_interrupt(stop):
-                    self._say_interrupted()
+                    raise self._interrupted(stop) from None
+                self._close_view("failed", f"{type(stop).__name__}: {stop}")
                 raise
             finally:
-                self._close_view()
+                if ticker is not None:
+                    ticker.cancel()
+                self._close_view("stopped" if self.stopped else "finished", self.stopped or "")
                 await engine.close()
                 from .limits import forget
 
                 forget(parent.run_id)
 
-    def _summary(self) -> str:
-        """The view's tail: counts by status, cost so far and saved."""
-        rows = [c.row for c in self._children]
-        counts = Counter(r["status"] for r in rows)
-        cost = sum(r["cost_usd"] for r in rows)
-        saved = sum(r["cost_saved_usd"] for r in rows)
-        shown = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-        return f"{shown} | ${cost:.4f} spent, ${saved:.4f} saved"
+    def _rows(self) -> list[dict[str, Any]]:
+        return [c.row for c in self._children]
 
-    def _close_view(self) -> None:
+    def _close_view(self, outcome: str, note: str = "") -> None:
         if self._view is not None:
-            self._view.close(self._summary())
+            self._view.close(outcome, note)
             self._view = None
+
+    def show(self, key: Any) -> Any:
+        """Open the child of input key ``key`` in the run browser (as
+        :func:`recorder.show` does for any run)."""
+        from .integrations.viewer import show
+
+        child = self._by_key.get(str(key))
+        if child is None:
+            known = ", ".join(repr(k) for k in list(self._by_key)[:5])
+            raise ConfigError(
+                f"fan-out {self.name!r} has no child with the key {key!r} (keys such as "
+                f"{known}); fan.df lists them all."
+            )
+        return show(child.run_id, store=self._store)
 
     def _make_engine(self) -> Engine:
         if self._engine_factory is not None:
@@ -351,7 +361,7 @@ class FanOut:
             while todo and engine.in_flight < self.concurrency and self.stopped is None:
                 child = todo.popleft()
                 engine.submit(self._spec(child))
-                child.row["status"] = "running"
+                child.row.update(status="running", started_at=time.time())
 
         self._check_budget(parent, todo)
         fill()
@@ -401,7 +411,7 @@ class FanOut:
         if outcome.attempt is not None:
             row["attempts"] = outcome.attempt
         if self._view is not None:
-            self._view.advance(self._summary)
+            self._view.advance()
         doc = {
             "run": child.run_id,
             "status": outcome.status,
@@ -451,16 +461,23 @@ class FanOut:
             {"reason": self.stopped, "failed": failed, "max_failures": self.max_failures},
         )
 
-    def _say_interrupted(self) -> None:
+    def _interrupted(self, stop: BaseException) -> BaseException:
+        """Close the view on the interrupt and make the one-line exception that ends the
+        call, of the kind ``stop`` was (printed on a terminal, where Python adds its
+        traceback)."""
         counts = self.counts
         done = sum(counts.get(s, 0) for s in _DONE)
-        print(
-            f"recorder: fan-out {self.name!r} interrupted: {done} of {len(self._children)} "
-            f"children done, {counts.get('interrupted', 0)} interrupted or not started; "
-            "run the same call again to resume the unfinished.",
-            file=sys.stderr,
-            flush=True,
+        message = (
+            f"fan-out {self.name!r} interrupted: {done} of {len(self._children)} children "
+            f"done, {counts.get('interrupted', 0)} interrupted or not started; run the same "
+            "call again to resume the unfinished."
         )
+        shown = self._view is not None
+        self._close_view("interrupted", "run the same call again to resume the unfinished")
+        if not shown or not _in_notebook():
+            print(f"recorder: {message}", file=sys.stderr, flush=True)
+        cancelled = isinstance(stop, asyncio.CancelledError)
+        return Cancelled(message) if cancelled else Interrupted(message)
 
     def _finish(self) -> pandas.DataFrame:
         frame = self.df
@@ -625,6 +642,19 @@ def _run_in_thread(drive: Callable[[], Any]) -> Any:
     if error is not None:
         raise error
     return box.get("result")
+
+
+async def _tick(view: FanOutView, every: float) -> None:
+    """Redraw ``view`` about every ``every`` seconds, so that time moves on screen."""
+    while True:
+        await asyncio.sleep(every)
+        view.tick()
+
+
+def _in_notebook() -> bool:
+    from .display import in_notebook
+
+    return in_notebook()
 
 
 def _positive(name: str, value: Any) -> int:

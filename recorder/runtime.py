@@ -46,9 +46,7 @@ from .forking import fork_spec
 from .journal import Journal
 from .keys import canonical, content_key, dumps, hash_bytes
 from .options import Mode, OnDivergence, validate_name
-from .records import (
-    Outcome,
-)
+from .records import Outcome, TraceEvent
 from .retry import Retry, acall_with_retry, as_retry, call_with_retry
 from .store import Store, open_store
 
@@ -180,6 +178,16 @@ class Run:
     def stats(self) -> RunStats:
         att = self._attempt or self._last
         return att.stats if att else RunStats()
+
+    @property
+    def events(self) -> list[TraceEvent]:
+        """The trace of the current (or last) attempt in this process, in order: one
+        event per step begun (replayed, live or failed). Empty before the first attempt."""
+        att = self._attempt or self._last
+        if att is None:
+            return []
+        with att.lock:
+            return sorted(att.events, key=lambda e: e.seq)
 
     @property
     def is_open(self) -> bool:

@@ -66,26 +66,26 @@ class _Tally:
     def add(self, run: Run, error: BaseException | None, value: Any) -> bool:
         """Count the attempt ``run`` just made; whether another attempt may follow."""
         out = self.outcome
-        att = run._last  # the attempt that just ended: its in-memory trace and counts
-        if att is None:  # it never began: the run's lock is held elsewhere, or a bad store
+        if run.attempt is None:  # it never began: the run's lock is held elsewhere, a bad store
             out.status = "running elsewhere" if isinstance(error, RunLockedError) else "failed"
             out.error = _summary(error)
             out.retryable = False
             return False
         out.attempts += 1
-        out.attempt = att.record.number
+        out.attempt = run.attempt
         if self.first is None:
-            self.first = att.record.number
-        llm = [e for e in att.events if e.kind == "llm"]
+            self.first = run.attempt
+        stats = run.stats
+        llm = [e for e in run.events if e.kind == "llm"]
         out.llm_calls = sum(1 for e in llm if e.status in ("live", "replayed"))
         live = [e for e in llm if e.status != "replayed"]
         out.live_llm_calls += len(live)
         out.cost_usd += sum(
             float(c) for e in live if isinstance(c := e.meta.get("cost_usd"), int | float)
         )
-        out.cost_saved_usd = att.stats.saved_cost_usd
-        out.live_steps += att.stats.live
-        outcome = att.record.outcome
+        out.cost_saved_usd = stats.saved_cost_usd
+        out.live_steps += stats.live
+        outcome = run.outcome
         out.error = _summary(error) if error is not None else None
         if outcome is Outcome.COMPLETED:
             # replayed: recorded before this call, and nothing went live in it

@@ -10,6 +10,7 @@ import ast
 import inspect
 import re
 import shlex
+from collections.abc import Callable
 from typing import Any
 
 import ipywidgets
@@ -17,7 +18,7 @@ from IPython.display import display
 
 from ..display import View
 
-__all__ = ["WidgetView", "load_ipython_extension", "record_transformer"]
+__all__ = ["WidgetView", "load_ipython_extension", "publisher", "record_transformer"]
 
 
 class WidgetView(View):
@@ -30,6 +31,22 @@ class WidgetView(View):
 
     def draw(self, *, final: bool) -> None:
         self.widget.value = self.snapshot.html()
+
+
+def publisher() -> Callable[[str, str], None]:
+    """A new output of the running cell, and the function that replaces its content
+    (HTML, with a text form for consoles and nbconvert's text exports). Plain display
+    data, not a widget: a saved notebook keeps the last content as it is."""
+    handle: list[Any] = []
+
+    def publish(markup: str, text: str) -> None:
+        bundle = {"text/html": markup, "text/plain": text}
+        if handle:
+            handle[0].update(bundle, raw=True)
+        else:
+            handle.append(display(bundle, raw=True, display_id=True))  # type: ignore[no-untyped-call]
+
+    return publish
 
 
 # -- %%record ------------------------------------------------------------------------------

@@ -40,7 +40,7 @@ def test_all_is_sorted_and_complete() -> None:
                "faults", "display", "retry", "bundle", "rundiff", "pytest_plugin", "quota",
                "memo", "switching", "options", "autoinstall", "forking", "steps", "waits",
                "attempts", "testing", "callsite", "redaction", "sequence",
-               "fanout", "engines", "limits"}  # fmt: skip
+               "fanout", "fanview", "engines", "limits"}  # fmt: skip
     assert public - modules - {"annotations"} == set(recorder.__all__)
 
 
