@@ -234,11 +234,79 @@ doubled = await run.astep("double", lambda x: 2 * x, 21)
 print(doubled, run.stats)"""),
 ]
 
+FAN_OUT = [
+    new_markdown_cell(
+        "# Fan out: one agent over 20 passengers, killed and resumed\n\n"
+        "The flight-booking agent of `fixtures/agent.py` runs once per passenger, each "
+        "passenger its own durable run, four at a time. A first attempt runs in a process "
+        "of its own and is killed with SIGKILL once six children finished. The same "
+        "fan-out then runs here, in the kernel, with its live view: the six come back "
+        "from the record with no LLM call and no browser, the children cut short resume "
+        "from their own records, and the rest start. Every order is placed exactly once."
+    ),
+    new_code_cell(
+        SETUP
+        + """
+import signal, subprocess
+from fixtures.agent import book_flight, policy, task_for
+from fixtures.demo import FAN_NAME, ORDER_TURN, booking_key, bookings
+from fixtures.llm_server import LLMServer
+from fixtures.site import FixtureSite
+site = FixtureSite().start()
+server = LLMServer(policy).start()
+model = "openai/fixture-agent"
+llm = dict(model=model, api_base=server.base_url, api_key="sk-local", num_retries=0)
+passengers = bookings(20)"""
+    ),
+    new_code_cell("""# The fan-out in a process of its own, SIGKILLed once six children finished (and no
+# child is about to place its order: a kill inside that click would leave an effect
+# whose outcome is unknown, which the re-run reports instead of repeating).
+child = subprocess.Popen(
+    [sys.executable, "-m", "fixtures.demo", "--fan-agent", site.url, server.base_url,
+     os.environ["RECORDER_DIR"], model, str(len(passengers))],
+    cwd="..", stdout=subprocess.PIPE, text=True)
+done, turns = [], {}
+for line in child.stdout:
+    word, key, *turn = line.split()
+    if word == "TURN":
+        turns[key] = int(turn[0])
+    elif word == "DONE":
+        done.append(key)
+    if len(done) >= 6 and ORDER_TURN - 1 not in turns.values():
+        child.send_signal(signal.SIGKILL)
+        break
+child.wait()
+calls_before = server.requests
+print(f"killed: {child.returncode == -signal.SIGKILL} | done: {', '.join(done)} | "
+      f"orders so far: {len(site.orders)} | LLM calls so far: {calls_before}")"""),
+    new_code_cell("""async def book(run, booking):
+    task = task_for(booking["passenger"], booking["seats"])
+    return await book_flight(run, site.url, llm, task=task,
+                             effects={"#place-order": "place-order"})
+
+fan = recorder.fan_out(book, passengers, name=FAN_NAME, key=booking_key, concurrency=4)
+df = await fan
+df[["key", "status", "attempts", "llm_calls", "live_llm_calls", "duration_s"]]"""),
+    new_code_cell("""orders = [o["name"] for o in site.orders]
+print(df.status.value_counts().to_dict())
+print(f"live LLM calls in this cell: {server.requests - calls_before} "
+      f"of {int(df.llm_calls.sum())}")
+print("each passenger's order placed exactly once:",
+      sorted(orders) == sorted(b["passenger"] for b in passengers))"""),
+    new_markdown_cell(
+        "Any child opens in the run browser: its attempts, steps, LLM messages and "
+        "screenshots."
+    ),
+    new_code_cell("fan.show(df.key[0])"),
+    new_code_cell("site.stop(); server.stop()"),
+]
+
 ALL = {
     "quickstart.ipynb": QUICKSTART,
     "browser_agent.ipynb": BROWSER,
     "dataframes.ipynb": DATAFRAMES,
     "effects.ipynb": EFFECTS,
+    "fan_out.ipynb": FAN_OUT,
 }
 
 
