@@ -258,7 +258,8 @@ model = "openai/fixture-agent"
 llm = dict(model=model, api_base=server.base_url, api_key="sk-local", num_retries=0)
 passengers = bookings(20)"""
     ),
-    new_code_cell("""# The fan-out in a process of its own, SIGKILLed once six children finished (and no
+    new_code_cell("""\
+# The fan-out in a process of its own, SIGKILLed once six children finished (and no
 # child is about to place its order: a kill inside that click would leave an effect
 # whose outcome is unknown, which the re-run reports instead of repeating).
 child = subprocess.Popen(
@@ -279,7 +280,8 @@ child.wait()
 calls_before = server.requests
 print(f"killed: {child.returncode == -signal.SIGKILL} | done: {', '.join(done)} | "
       f"orders so far: {len(site.orders)} | LLM calls so far: {calls_before}")"""),
-    new_code_cell("""async def book(run, booking):
+    new_code_cell("""\
+async def book(run, booking):
     task = task_for(booking["passenger"], booking["seats"])
     return await book_flight(run, site.url, llm, task=task,
                              effects={"#place-order": "place-order"})
@@ -287,7 +289,8 @@ print(f"killed: {child.returncode == -signal.SIGKILL} | done: {', '.join(done)} 
 fan = recorder.fan_out(book, passengers, name=FAN_NAME, key=booking_key, concurrency=4)
 df = await fan
 df[["key", "status", "attempts", "llm_calls", "live_llm_calls", "duration_s"]]"""),
-    new_code_cell("""orders = [o["name"] for o in site.orders]
+    new_code_cell("""\
+orders = [o["name"] for o in site.orders]
 print(df.status.value_counts().to_dict())
 print(f"live LLM calls in this cell: {server.requests - calls_before} "
       f"of {int(df.llm_calls.sum())}")
