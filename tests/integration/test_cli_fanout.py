@@ -70,3 +70,64 @@ def test_ls_show_and_signal_on_a_fan_out(
     listed = _cli(capsys, "--store", store, "ls").partition("fan-outs")[2]
     line = next(x for x in listed.splitlines() if x.lstrip().startswith(fan.run_id))
     assert "3 completed, 1 failed" in line
+
+
+_HOLD = """\
+import os, sys, time
+import recorder
+with recorder.run(sys.argv[2], inputs=int(sys.argv[3]), store=sys.argv[1], display=False):
+    print("in", flush=True)
+    time.sleep(120)
+"""
+
+
+def test_show_reads_each_child_s_own_records_running_crashed_not_started(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The parent's record is the last word only until a child's own records are newer:
+    a child whose lock a live process holds is ``running``, one left running by a
+    SIGKILLed process is ``crashed``, one the fan-out never started is ``not started``."""
+    import os
+    import signal
+
+    from recorder.fanout import children_of
+    from recorder.journal import Journal
+
+    store = str(tmp_path / "store")
+
+    async def first_fails(run: recorder.Run, x: int) -> int:
+        if x == 0:
+            raise ValueError("no")
+        return x
+
+    fan = recorder.fan_out(first_fails, range(4), name="cs", key=int, concurrency=1,
+                           max_failures=0, store=store, display=False)  # fmt: skip
+    with pytest.warns(FanOutWarning):
+        fan.wait()
+    assert fan.counts == {"failed": 1, "skipped": 3}
+    script = tmp_path / "hold.py"
+    script.write_text(_HOLD)
+    holders = []
+    for key in (1, 2):
+        holder = subprocess.Popen(
+            [sys.executable, str(script), store, f"cs:{key}", str(key)],
+            stdout=subprocess.PIPE, text=True,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+        )  # fmt: skip
+        assert holder.stdout is not None and holder.stdout.readline() == "in\n"
+        holders.append(holder)
+    try:
+        holders[1].send_signal(signal.SIGKILL)
+        holders[1].wait(timeout=30)
+        rows = children_of(Journal(recorder.open_store(store)), fan.run_id)
+        assert [(r["key"], r["status"], r["attempts"]) for r in rows] == [
+            ("0", "failed", 1), ("1", "running", 1), ("2", "crashed", 1),
+            ("3", "not started", 0)]  # fmt: skip
+        shown = _cli(capsys, "--store", store, "show", "cs").splitlines()
+        assert shown[0].endswith("1 crashed, 1 failed, 1 not started, 1 running"), shown
+        keyed = [x.strip().replace("not started", "not-started").split()[:2] for x in shown[2:]]
+        assert keyed == [["failed", "0"], ["crashed", "2"], ["running", "1"],
+                         ["not-started", "3"]], shown  # fmt: skip
+    finally:
+        holders[0].kill()
+        holders[0].wait(timeout=30)
