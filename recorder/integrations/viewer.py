@@ -1,142 +1,98 @@
-"""``recorder.show(...)``: a run browser for notebooks (ipywidgets), and the side-by-side
-view of a replay miss or a divergence.
+"""``recorder.show(...)``: the run browser, and the side-by-side view of a replay miss or
+a divergence.
 
-The run browser lists a run's step calls (every attempt) in a table-like list; selecting
-one shows its detail: the LLM messages and response, tool calls, tokens and cost; the
-browser action, selector, URL and screenshot; a step's arguments and result; the error
-with its traceback. Everything shown is escaped; cookie and storage values (in
-checkpoints) are never shown.
+Both are plain HTML (no widget, no kernel): what a notebook saves is what a reader sees
+later, in JupyterLab, Notebook 7, VS Code, nbconvert's HTML or on GitHub. The run
+browser (:mod:`recorder.integrations.tracehtml`) groups a run's step calls by attempt,
+with each attempt's outcome, and opens a step on its detail: the LLM conversation with
+its tool calls, the browser action with its screenshot at full size, a step's
+arguments and result, the error with its traceback. Everything shown is escaped; cookie
+and storage values (in checkpoints) are never shown.
 """
 
 from __future__ import annotations
 
-import base64
 import html
-import json
+import uuid
+from pathlib import Path
 from typing import Any
 
-import ipywidgets
-
-from ..errors import RecorderError, _StepMismatch
+from ..errors import ConfigError, _StepMismatch
 from ..history import RunHistory
 from ..keys import dumps
-from ..records import StepRecord, TraceEvent
-from ..values import decode
+from .tracehtml import IMAGE_BUDGET, render_run
 
-__all__ = ["divergence_html", "show", "step_html"]
-
-_PRE = "white-space:pre-wrap;margin:2px 0;font-size:12px;max-height:260px;overflow:auto"
+__all__ = ["ErrorView", "RunView", "divergence_html", "show"]
 
 
-def _pre(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, indent=1, default=str)
-    return f"<pre style='{_PRE}'>{html.escape(text)}</pre>"
+class _View:
+    """Something a notebook displays as HTML, with a text form elsewhere."""
 
+    html: str
+    text: str
 
-def _row(name: str, value: str) -> str:
-    return (
-        f"<tr><th style='text-align:left;vertical-align:top;padding-right:8px'>"
-        f"{html.escape(name)}</th><td style='text-align:left'>{value}</td></tr>"
-    )
+    def _repr_mimebundle_(
+        self, include: Any = None, exclude: Any = None
+    ) -> dict[str, str]:  # fmt: skip
+        return {"text/html": self.html, "text/plain": self.text}
 
+    def _repr_html_(self) -> str:
+        return self.html
 
-def _record_of(history: RunHistory, event: TraceEvent) -> StepRecord | None:
-    for step in history.steps:
-        if (step.key, step.occurrence, step.generation) == (
-            event.key, event.occurrence, event.generation,
-        ):  # fmt: skip
-            return step
-    return None
+    def __repr__(self) -> str:
+        return self.text
 
-
-def _result(history: RunHistory, record: StepRecord) -> Any:
-    journal = history.journal
-    if journal is None:
-        return record.result
-    encoded = record.result
-    if record.result_ref is not None:
-        encoded = json.loads(journal.blob(record.result_ref))
-    return decode(encoded, journal.blob)
-
-
-def _llm_rows(request: Any, result: Any, meta: dict[str, Any]) -> list[str]:
-    rows = []
-    messages = (request or {}).get("messages") or []
-    shown = "".join(
-        f"<div><b>{html.escape(str(m.get('role', '?')))}</b>{_pre(m.get('content') or '')}</div>"
-        for m in messages
-        if isinstance(m, dict)
-    )
-    rows.append(_row("messages", shown or "-"))
-    params = {k: v for k, v in (request or {}).items() if k not in ("messages", "tools")}
-    rows.append(_row("parameters", _pre(params)))
-    response = result.get("response") if isinstance(result, dict) else None
-    if isinstance(response, dict):
-        for choice in response.get("choices") or []:
-            message = choice.get("message") or {}
-            rows.append(_row("response", _pre(message.get("content") or "")))
-            for call in message.get("tool_calls") or []:
-                function = call.get("function") or {}
-                rows.append(_row("tool call", _pre(
-                    f"{function.get('name')}({function.get('arguments')})")))  # fmt: skip
-    elif isinstance(result, list):  # a recorded stream: its chunks
-        text = "".join(
-            ((c.get("choices") or [{}])[0].get("delta") or {}).get("content") or ""
-            for c in result
-            if isinstance(c, dict)
+    def save(self, path: str | Path, *, title: str = "recorder") -> Path:
+        """Write the view as a standalone HTML page (UTF-8) and return its path."""
+        target = Path(path)
+        target.write_text(
+            "<!doctype html><html><head><meta charset='utf-8'>"
+            "<meta name='viewport' content='width=device-width,initial-scale=1'>"
+            f"<title>{html.escape(title)}</title></head><body>{self.html}</body></html>",
+            encoding="utf-8",
         )
-        rows.append(_row("response (stream)", _pre(text)))
-    tokens = f"{meta.get('prompt_tokens')} prompt, {meta.get('completion_tokens')} completion"
-    rows.append(_row("tokens", html.escape(tokens)))
-    rows.append(_row("cost (USD)", html.escape(str(meta.get("cost_usd")))))
-    return rows
+        return target
 
 
-def step_html(history: RunHistory, event: TraceEvent) -> str:
-    """The detail of one step call of ``history``."""
-    record = _record_of(history, event)
-    meta = {**(record.meta if record else {}), **event.meta}
-    rows = [
-        _row("step", html.escape(f"#{event.seq} {event.kind} {event.name!r}")),
-        _row("status", html.escape(f"{event.status} ({event.duration_s:.4f} s)")),
-        _row("key", f"<code>{html.escape(event.key)}</code> #{event.occurrence}"),
-    ]
-    journal = history.journal
-    request = result = None
-    if record is not None and journal is not None:
-        try:
-            request = journal.request(record)
-            result = _result(history, record) if record.error is None else None
-        except RecorderError as damage:
-            rows.append(_row("damaged", html.escape(str(damage))))
-    if event.kind == "llm":
-        rows += _llm_rows(request, result, meta)
-    elif event.kind == "browser":
-        for name in ("action", "selector", "url"):
-            if meta.get(name) is not None:
-                rows.append(_row(name, html.escape(str(meta[name]))))
-        if request is not None:
-            rows.append(_row("arguments", _pre({"args": request.get("args"),
-                                                "kwargs": request.get("kwargs")})))  # fmt: skip
-        shot = meta.get("screenshot")
-        if shot and journal is not None:
-            data = base64.b64encode(journal.blob(shot)).decode()
-            rows.append(_row("screenshot", f"<img style='max-width:480px' "
-                                           f"src='data:image/png;base64,{data}'>"))  # fmt: skip
-        if result is not None and meta.get("action") not in ("screenshot",):
-            rows.append(_row("result", _pre(result)))
-    else:
-        if request is not None:
-            rows.append(_row("request", _pre(request)))
-        if result is not None:
-            shown = result if not isinstance(result, bytes) else f"<{len(result)} bytes>"
-            rows.append(_row("result", _pre(shown)))
-    failure = event.error or (record.error if record else None)
-    if failure is not None:
-        rows.append(_row("error", _pre(failure.summary)))
-        if failure.traceback:
-            rows.append(_row("traceback", _pre(failure.traceback)))
-    return f"<table class='recorder-step'>{''.join(rows)}</table>"
+class RunView(_View):
+    """The run browser of one run (what :func:`show` returns for a run)."""
+
+    def __init__(self, history: RunHistory, html_: str, text: str, root_id: str) -> None:
+        self.history = history
+        self.html = html_
+        self.text = text
+        self.root_id = root_id
+
+    def save(self, path: str | Path, *, title: str = "") -> Path:
+        return super().save(path, title=title or f"recorder · {self.history.run_id}")
+
+
+class ErrorView(_View):
+    """A replay miss or divergence, recorded and asked side by side."""
+
+    def __init__(self, error: _StepMismatch) -> None:
+        self.error = error
+        self.html = divergence_html(error)
+        self.text = f"{type(error).__name__}: {error}"
+
+
+_DIFF_CSS = (
+    "#R{font-size:13px;line-height:1.45;margin:2px 0 8px}"
+    "#R .rv-title{margin-bottom:6px}"
+    "#R table{border-collapse:collapse;width:100%;table-layout:fixed}"
+    "#R th,#R td{border:1px solid var(--jp-border-color2,rgba(127,127,127,.32));"
+    "padding:4px 8px;text-align:left;vertical-align:top}"
+    "#R th{background:rgba(127,127,127,.08);font-size:12px}"
+    "#R col.rv-field{width:14em}"
+    "#R pre{white-space:pre-wrap;overflow-wrap:anywhere;margin:0;max-height:320px;overflow:auto;"
+    "font-size:12px;font-family:var(--jp-code-font-family,ui-monospace,monospace)}"
+    "#R td.rv-recorded{background:rgba(229,83,75,.08)}"
+    "#R td.rv-asked{background:rgba(46,160,67,.08)}"
+)
+
+
+def _pre(text: str) -> str:
+    return f"<pre>{html.escape(text)}</pre>"
 
 
 def divergence_html(error: _StepMismatch) -> str:
@@ -144,8 +100,9 @@ def divergence_html(error: _StepMismatch) -> str:
     asked for, field by field."""
     rows = "".join(
         f"<tr><td><code>{html.escape(field or '(whole request)')}</code></td>"
-        f"<td>{_pre(dumps(recorded) if recorded is not None else '(absent)')}</td>"
-        f"<td>{_pre(dumps(asked) if asked is not None else '(absent)')}</td></tr>"
+        f"<td class='rv-recorded'>{_pre(dumps(recorded) if recorded is not None else '(absent)')}"
+        f"</td><td class='rv-asked'>{_pre(dumps(asked) if asked is not None else '(absent)')}"
+        "</td></tr>"
         for field, (recorded, asked) in error.differences.items()
     )
     step = error.step or {}
@@ -157,19 +114,33 @@ def divergence_html(error: _StepMismatch) -> str:
             f"#{candidate.get('seq')} ({candidate.get('kind')} {candidate.get('name')!r}, "
             f"attempt {candidate.get('attempt')})"
         )
+    root = "recorder-diff-" + uuid.uuid4().hex[:12]
     return (
-        f"<div class='recorder-divergence'><b>{html.escape(type(error).__name__)}</b>: "
-        f"{title} is not recorded; nearest recorded: {nearest}"
-        "<table><tr><th>field</th><th>recorded</th><th>asked for now</th></tr>"
+        f"<div class='recorder-divergence' id='{root}'>"
+        f"<style>{_DIFF_CSS.replace('#R', '#' + root)}</style>"
+        f"<div class='rv-title'><b style='color:#cf222e'>{html.escape(type(error).__name__)}"
+        f"</b>: {title} is not recorded; nearest recorded: {nearest}</div>"
+        "<table><colgroup><col class='rv-field'><col><col></colgroup>"
+        "<tr><th>field</th><th>recorded</th><th>asked for now</th></tr>"
         f"{rows or '<tr><td colspan=3>no recorded step of that kind</td></tr>'}</table></div>"
     )
 
 
-def show(target: Any, *, store: Any = None) -> Any:
-    """A widget for ``target``: a run (``Run``, history, name or run id) or a
-    ReplayMissError / DivergenceError."""
+def show(
+    target: Any,
+    *,
+    store: Any = None,
+    attempt: int | None = None,
+    step: int | None = None,
+    image_budget: int = IMAGE_BUDGET,
+) -> RunView | ErrorView:
+    """The run browser for ``target``: a run (``Run``, loaded run, name or run id), only
+    its attempt ``attempt`` and its step call(s) numbered ``step`` when given; or the
+    side-by-side view of a ReplayMissError / DivergenceError. The result displays as
+    HTML in a notebook (and as a text summary elsewhere); ``.save(path)`` writes it as
+    a page."""
     if isinstance(target, _StepMismatch):
-        return ipywidgets.HTML(divergence_html(target))
+        return ErrorView(target)
     from ..history import load
     from ..runtime import Run
 
@@ -184,30 +155,12 @@ def show(target: Any, *, store: Any = None) -> Any:
             f"recorder.show() takes a run, a run name, a loaded run or a replay miss, not "
             f"{type(target).__name__}."
         )
-    events = [(n, e) for n in sorted(history.traces) for e in history.traces[n]]
-    options = [
-        (f"a{n} #{e.seq:<4} {e.kind:<8} {e.name[:40]:<40} {e.status}", i)
-        for i, (n, e) in enumerate(events)
-    ]
-    header = ipywidgets.HTML(
-        f"<b>{html.escape(history.run_id)}</b>: {html.escape(history.status)}, "
-        f"{len(history.attempts)} attempt(s), {len(events)} step call(s)"
-    )
-    listing = ipywidgets.Select(
-        options=options, rows=min(18, max(3, len(options))),
-        layout=ipywidgets.Layout(width="48%"),
-    )  # fmt: skip
-    detail = ipywidgets.HTML(layout=ipywidgets.Layout(width="52%"))
-
-    def select(change: dict[str, Any]) -> None:
-        index = change["new"]
-        if index is not None:
-            detail.value = step_html(history, events[index][1])
-
-    listing.observe(select, names="value")
-    if options:
-        listing.value = options[0][1]
-        detail.value = step_html(history, events[0][1])
-    box = ipywidgets.VBox([header, ipywidgets.HBox([listing, detail])])
-    box.add_class("recorder-show")
-    return box
+    numbers = [a.number for a in history.attempts]
+    if attempt is not None and attempt not in numbers:
+        raise ConfigError(
+            f"run {history.run_id!r} has no attempt {attempt}; its attempts are "
+            f"{', '.join(map(str, numbers)) or 'none yet'}. Pass one of them, or no attempt= "
+            "to see them all."
+        )
+    page = render_run(history, attempt=attempt, step=step, image_budget=image_budget)
+    return RunView(history, page.html, page.text, page.root_id)
