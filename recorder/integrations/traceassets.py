@@ -69,8 +69,9 @@ monospace);font-size:12px;margin:3px 0 0 1.1em;overflow:hidden;text-overflow:ell
 white-space:nowrap}
 #R .rv-row{padding:4px 12px;min-height:26px}
 #R .rv-row>span{min-width:0}
-#R .rv-headrow{font-size:11px;font-weight:600;text-transform:uppercase;letter-spacing:.05em;
-opacity:.7;border-bottom:1px solid var(--rv-border)}
+#R .rv-headrow{border-bottom:1px solid var(--rv-border)}
+#R .rv-headrow>span{font-size:11px;font-weight:600;text-transform:uppercase;
+letter-spacing:.05em;opacity:.7}
 #R .rv-headrow>span:nth-child(6),#R .rv-headrow>span:nth-child(7){text-align:right}
 #R details.rv-step:nth-of-type(even)>summary{background:var(--rv-zebra)}
 #R details.rv-step>summary:hover{background:var(--rv-hover)}

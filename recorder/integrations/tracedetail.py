@@ -474,9 +474,10 @@ def _browser_detail(row: StepRow, root: str) -> str:
 def _screenshot(row: StepRow, root: str) -> str:
     if row.shot is not None:
         return _section(
-            "screenshot (after the step; click to view at full size)",
+            "screenshot (after the step)",
             f"<img class='rv-shot' src='{row.shot}' alt='screenshot after step #{row.event.seq}' "
-            "loading='lazy' decoding='async' style='max-width:100%;height:auto'>",
+            "loading='lazy' decoding='async' title='click to view at full size' "
+            "style='max-width:100%;height:auto'>",
         )
     same = row.shot_same_as
     if same is not None:

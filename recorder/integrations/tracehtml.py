@@ -156,8 +156,18 @@ def _image_type(data: bytes) -> str:
 # -- rows and the page --------------------------------------------------------------------
 
 
+def _bar(seconds: float, longest: float) -> str:
+    """A bar behind a duration, as long as its share of the attempt's longest step: the
+    slow steps stand out while scanning."""
+    share = 100 * seconds / longest if longest > 0 and seconds == seconds else 0.0
+    return (
+        f"background:linear-gradient(to left,rgba(56,139,253,.22) {share:.1f}%,"
+        f"transparent {share:.1f}%)"
+    )
+
+
 def _row_html(
-    history: RunHistory, row: StepRow, previous: dict[str, Any] | None, *, open_: bool, root: str
+    row: StepRow, previous: dict[str, Any] | None, *, open_: bool, root: str, longest: float
 ) -> str:
     event = row.event
     name, target = name_and_target(row)
@@ -186,7 +196,8 @@ def _row_html(
         f"{row_error(row)}</span>",
         f"<span class='rv-target rv-ell rv-mono' title='{esc(target)}'>"
         f"{esc(one_line(target, 160))}</span>",
-        f"<span class='rv-num' title='{esc(duration_title)}'>{esc(duration)}</span>",
+        f"<span class='rv-num rv-dur' title='{esc(duration_title)}' "
+        f"style='{_bar(event.duration_s, longest)}'>{esc(duration)}</span>",
         f"<span class='rv-num{' rv-saved' if status == 'replayed' else ''}' "
         f"title='{esc(cost_title)}'>{esc(cost)}</span>",
     ]
@@ -406,8 +417,9 @@ def _attempt_html(
     )
     body = []
     previous: dict[str, Any] | None = None
+    longest = max((r.event.duration_s for r in all_rows), default=0.0)
     for row in rows:
-        body.append(_row_html(history, row, previous, open_=step is not None, root=root))
+        body.append(_row_html(row, previous, open_=step is not None, root=root, longest=longest))
         if row.event.kind == "llm" and isinstance(row.request, dict):
             previous = {"seq": row.event.seq, "messages": row.request.get("messages") or []}
     if not rows:

@@ -277,3 +277,15 @@ def test_a_miss_shows_recorded_and_asked_side_by_side(store_dir: Path) -> None:
     assert "ReplayMissError" in page and "asked for now" in page
     assert "hello" in page and "&lt;goodbye&gt;" in page and "<goodbye>" not in page
     assert "<script" not in page and text.startswith("ReplayMissError: ")
+
+
+async def test_a_fan_out_child_opens_in_the_run_browser() -> None:
+    async def agent(run: recorder.Run, x: int) -> int:
+        return int(await run.astep("double", lambda v: 2 * v, x))
+
+    fan = recorder.fan_out(agent, range(2), name="kids", key=int, store=recorder.MemoryStore(),
+                           display=False)  # fmt: skip
+    await fan
+    page, text = bundle(fan.show(1))
+    assert text.startswith("run kids:1@") and ": completed, 1 attempt" in text
+    assert attempt_groups(page) == [("1", " open", "completed")] and ">double<" in page
