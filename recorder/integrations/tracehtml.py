@@ -257,6 +257,10 @@ def _outcome(history: RunHistory, attempt: AttemptRecord) -> str:
     return attempt.outcome.value
 
 
+def _plural(count: int, word: str) -> str:
+    return word if count == 1 else word + "s"
+
+
 def _counts(stats: dict[str, Any]) -> str:
     return " · ".join(f"{stats[s]} {s}" for s in ("replayed", "live", "failed"))
 
@@ -344,14 +348,14 @@ def _totals(
     count = len(history.attempts)
     out: list[tuple[Any, str]] = [
         (count, "attempts" if count != 1 else "attempt"),
-        (sum(len(r) for r in every), "step calls"),
+        (sum(len(r) for r in every), _plural(sum(len(r) for r in every), "step call")),
         (total["replayed"], "replayed"),
         (total["live"], "live"),
         (total["failed"], "failed"),
     ]
     if total["llm"]:
         out += [
-            (total["llm"], "LLM calls"),
+            (total["llm"], _plural(total["llm"], "LLM call")),
             (tokens(total["tokens"]), "tokens"),
             (usd(total["spent"]), "spent"),
             (usd(total["saved"]), "saved"),
@@ -397,11 +401,13 @@ def _attempt_html(
     facts = [
         f"{record.mode}",
         f"started {when(record.started_at)}",
-        f"{len(all_rows)} step calls: {_counts(stats)}",
+        f"{len(all_rows)} {_plural(len(all_rows), 'step call')}: {_counts(stats)}",
         format_seconds(_duration(history, record, all_rows)),
     ]
     if stats["llm"]:
-        facts.append(f"{stats['llm']} LLM calls, {tokens(stats['tokens'])} tokens")
+        facts.append(
+            f"{stats['llm']} {_plural(stats['llm'], 'LLM call')}, {tokens(stats['tokens'])} tokens"
+        )
     if stats["spent"] or stats["llm_live"]:
         facts.append(f"spent {usd(stats['spent'])}")
     if stats["saved"]:
@@ -453,14 +459,16 @@ def summary_text(
         spent, saved, llm = spent + stats["spent"], saved + stats["saved"], llm + stats["llm"]
         count += stats["tokens"]
         line = (
-            f"  attempt {record.number}: {_outcome(history, record)}, {len(rows)} step "
-            f"calls ({_counts(stats)}), {format_seconds(_duration(history, record, rows))}"
+            f"  attempt {record.number}: {_outcome(history, record)}, {len(rows)} "
+            f"{_plural(len(rows), 'step call')} ({_counts(stats)}), "
+            f"{format_seconds(_duration(history, record, rows))}"
         )
         if record.error is not None:
             line += f": {one_line(record.error.summary, 100)}"
         lines.append(line)
     if llm:
         lines.append(
-            f"  LLM: {llm} calls, {tokens(count)} tokens, spent {usd(spent)}, saved {usd(saved)}"
+            f"  LLM: {llm} {_plural(llm, 'call')}, {tokens(count)} tokens, spent {usd(spent)}, "
+            f"saved {usd(saved)}"
         )
     return "\n".join(lines)
