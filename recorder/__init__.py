@@ -52,13 +52,18 @@ from .waits import signal
 __version__ = "0.1.0"
 
 
-def show(target: object, *, store: object = None) -> object:
-    """A notebook widget for a run (``Run``, loaded run, name or run id): its step calls,
-    and the detail of the one selected; or, for a ReplayMissError / DivergenceError,
-    what was recorded and what was asked for, field by field."""
+def show(
+    target: object, *, store: object = None, attempt: int | None = None, step: int | None = None
+) -> object:
+    """The run browser for a run (``Run``, loaded run, name or run id): its attempts with
+    their outcomes, each step call with its status, time and cost, and on demand its
+    detail (the LLM conversation, the screenshot at full size, arguments, result,
+    error); only attempt ``attempt`` and step ``step`` when given. For a
+    ReplayMissError / DivergenceError: what was recorded and what was asked, side by
+    side. It displays as self-contained HTML (no widget: a saved notebook keeps it)."""
     from .integrations.viewer import show as make
 
-    return make(target, store=store)
+    return make(target, store=store, attempt=attempt, step=step)
 
 
 def load_ipython_extension(ipython: object) -> None:

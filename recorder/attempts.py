@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 import os
 import sys
+import time
 import warnings
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -21,13 +22,14 @@ from .errors import ConfigError, RecorderError, StoreError, Suspended
 from .forking import copy_fork, fork_target
 from .locks import HOST, RunLock, process_start
 from .options import Mode
-from .records import AttemptRecord, Outcome, RunRecord
+from .records import AttemptRecord, Outcome, RunRecord, TraceEvent
 from .sequence import check_numbering, numbering
 
 if TYPE_CHECKING:
     from .runtime import Run
 
-__all__ = ["call_closers", "end_attempt", "finish_later", "is_interrupt", "start_attempt"]
+__all__ = ["call_closers", "cleanup_failed", "end_attempt", "finish_later", "interrupted",
+           "is_interrupt", "start_attempt"]  # fmt: skip
 
 
 def start_attempt(run: Run) -> Attempt:
@@ -74,7 +76,8 @@ def start_attempt(run: Run) -> Attempt:
         if run.mode is not Mode.RECORD:
             check_numbering(state, run.run_id, record.generation, journal.store.location)
         if last is not None and last.outcome is Outcome.RUNNING:
-            journal.put_attempt(run.run_id, replace(last, outcome=Outcome.CRASHED))
+            last = replace(last, outcome=Outcome.CRASHED)
+            journal.put_attempt(run.run_id, last)
         if run.mode is Mode.RECORD:
             record = replace(record, generation=record.generation + 1)
             journal.put_run(record)
@@ -95,7 +98,8 @@ def start_attempt(run: Run) -> Attempt:
         lock.release()
         raise
     return Attempt(record=attempt, recorded=recorded, run_lock=lock, intents=intents,
-                   next_n=state.next_n, dropped=list(state.unmarked_gaps))  # fmt: skip
+                   next_n=state.next_n, dropped=list(state.unmarked_gaps),
+                   previous=last.outcome if last else None)  # fmt: skip
 
 
 def _start_read_only(run: Run, lock: RunLock, now: float) -> Attempt:
@@ -217,19 +221,67 @@ def _dropped(att: Attempt) -> tuple[int, ...]:
     return tuple(sorted(set(att.dropped)))
 
 
-def call_closers(att: Attempt) -> list[Any]:
-    """Call the attempt's closers, newest first; return the awaitables they gave."""
+def call_closers(att: Attempt, quiet: bool = False) -> list[Any]:
+    """Call the attempt's closers, newest first; return the awaitables they gave. A
+    closer that fails goes to the trace (:func:`cleanup_failed`)."""
     pending = []
     for closer in reversed(att.closers):
         try:
             result = closer()
         except Exception as error:  # never mask the body's own exception
-            warnings.warn(f"closing a resource of the run failed: {error}", stacklevel=4)
+            cleanup_failed(att, error, quiet)
             continue
         if inspect.isawaitable(result):
             pending.append(result)
     att.closers.clear()
     return pending
+
+
+def cleanup_failed(att: Attempt, error: BaseException, quiet: bool) -> None:
+    """A resource of the attempt failed to close. The failure is always in the
+    attempt's trace (a ``cleanup`` event with the whole error); it is shown, as one
+    line, only if the attempt was not interrupted (``quiet``): a browser context
+    closing under a cancelled driver fails because of the interrupt, which is no news."""
+    event = TraceEvent(seq=att.seq, key="", occurrence=0, kind="cleanup",
+                       name=type(error).__name__, status="failed", started_at=time.time(),
+                       duration_s=0.0, error=describe_error(error, att.secrets()))  # fmt: skip
+    with att.lock:
+        att.events.append(event)
+    if not quiet:
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+        warnings.warn(
+            f"recorder: closing a resource of the run failed: {first} (the whole error is "
+            "in the run's trace)",
+            stacklevel=4,
+        )
+
+
+def interrupted(run: Run, att: Attempt, exc: BaseException, where: str) -> BaseException:
+    """The one-line interruption that replaces ``exc`` (a KeyboardInterrupt or a
+    CancelledError) once the attempt ended: where it stopped and what a re-run
+    replays. ``where`` says how to re-run (``the cell``, ``it``)."""
+    from .display import step_label
+    from .errors import Cancelled, Interrupted
+
+    call = att.current
+    if call is None:
+        at = "before its first step"
+    else:
+        ended = bool(att.events) and att.events[-1].seq == call.seq
+        at = f"{'after' if ended else 'at'} step {step_label(call)}"
+    try:
+        count = len(run.journal.steps(run.run_id, att.record.generation))
+    except RecorderError:
+        count = len(att.recorded) + att.stats.live
+    steps = "step" if count == 1 else "steps"
+    message = (
+        f"run {run.name!r} interrupted {at}; run {where} again: {count} recorded {steps} "
+        "will replay and the rest goes live."
+    )
+    aio = sys.modules.get("asyncio")
+    if aio is not None and isinstance(exc, aio.CancelledError):
+        return Cancelled(message)
+    return Interrupted(message)
 
 
 def finish_later(pending: Any) -> None:

@@ -24,7 +24,7 @@ from .errors import RecordedStepError, RecorderError
 from .journal import Journal, step_label
 from .keys import canonical, dumps, hash_bytes
 from .memo import ResultCache
-from .records import AttemptRecord, ErrorInfo, StepRecord, TraceEvent
+from .records import AttemptRecord, ErrorInfo, Outcome, StepRecord, TraceEvent
 from .redaction import redact_text, secret_forms
 
 if TYPE_CHECKING:
@@ -144,6 +144,11 @@ class Attempt:
     """Numbers given and deleted on purpose, or never written: kept in the attempt record."""
     read_only: bool = False
     """The store is read-only: the attempt is kept in memory only and never goes live."""
+    previous: Outcome | None = None
+    """How the attempt before this one ended (``crashed`` if this one found it running
+    with its process gone); None for a first attempt."""
+    current: Call | None = None
+    """The step begun last (in flight, or the last one finished)."""
 
     def read_ahead(self, journal: Journal, record: StepRecord, tag: str) -> bytes | None:
         """The prebuilt form of ``record`` (of ``tag``), read with those of the next

@@ -26,17 +26,27 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import effects, faults, waits
-from .attempts import call_closers, end_attempt, finish_later, start_attempt
+from .attempts import (
+    call_closers,
+    cleanup_failed,
+    end_attempt,
+    finish_later,
+    interrupted,
+    is_interrupt,
+    start_attempt,
+)
 from .autoinstall import install_integrations
 from .call import Attempt, Call, RunStats, in_live_step
 from .callsite import warn_at_caller
 from .differences import mismatch
-from .display import make_view
+from .display import in_notebook, make_view
 from .effects import OnAmbiguous
 from .errors import (
+    Cancelled,
     ConfigError,
     DivergenceError,
     DivergenceWarning,
+    Interrupted,
     RecorderError,
     ReplayMissError,
     RunLockedError,
@@ -204,7 +214,9 @@ class Run:
                 )
             self._attempt = start_attempt(self)
             try:
-                self._attempt.view = make_view(self.display, self.name, self._attempt.record.number)
+                att = self._attempt
+                att.view = make_view(self.display, self.name, att.record.number, att.stats,
+                                     _follows(att))  # fmt: skip
             except Exception as error:  # showing progress never stops a run
                 warnings.warn(f"recorder: no live view ({error!r})", stacklevel=2)
         install_integrations()
@@ -221,7 +233,7 @@ class Run:
                 att.run_lock.ending = True
                 if self.saga and isinstance(exc, Exception) and att.compensations:
                     effects.compensate(self, att)
-            for pending in self._call_closers():
+            for pending in self._call_closers(exc):
                 finish_later(pending)
         except BaseException as stop:  # Ctrl-C while ending: the attempt still ends
             stopped = stop
@@ -231,6 +243,7 @@ class Run:
             self._close(exc)
         if stopped is not None:
             raise stopped
+        self._say_interrupted(att, exc)
         return isinstance(exc, Suspended)
 
     async def __aenter__(self) -> Run:
@@ -253,24 +266,38 @@ class Run:
                 att.run_lock.ending = True
                 if self.saga and isinstance(exc, Exception) and att.compensations:
                     await effects.acompensate(self, att)
-            pending = self._call_closers()
+            pending = self._call_closers(exc)
             while pending:
                 try:
                     await pending.pop(0)
                 except Exception as error:  # never mask the body's own exception
-                    warnings.warn(f"closing a resource of the run failed: {error}", stacklevel=2)
+                    if att is not None:
+                        cleanup_failed(att, error, quiet=exc is not None and is_interrupt(exc))
         except BaseException as stop:
             stopped = stop
-            for rest in pending + self._call_closers():
+            for rest in pending + self._call_closers(exc):
                 finish_later(rest)
         finally:
             self._close(exc)
         if stopped is not None:
             raise stopped
+        self._say_interrupted(att, exc)
         return isinstance(exc, Suspended)
 
-    def _call_closers(self) -> list[Any]:
-        return [] if self._attempt is None else call_closers(self._attempt)
+    def _call_closers(self, exc: BaseException | None = None) -> list[Any]:
+        if self._attempt is None:
+            return []
+        return call_closers(self._attempt, quiet=exc is not None and is_interrupt(exc))
+
+    def _say_interrupted(self, att: Attempt | None, exc: BaseException | None) -> None:
+        """Replace an interrupt that ended the attempt by the one-line
+        :class:`~recorder.Interrupted` (or :class:`~recorder.Cancelled`) that says where
+        it stopped and what a re-run replays; IPython shows it as that line alone."""
+        if att is None or exc is None or isinstance(exc, Interrupted | Cancelled):
+            return
+        if is_interrupt(exc) and not isinstance(exc, GeneratorExit):
+            where = "the cell" if in_notebook() else "it"
+            raise interrupted(self, att, exc, where) from None
 
     def _close(self, exc: BaseException | None) -> None:
         att = self._attempt
@@ -357,6 +384,7 @@ class Run:
                 self._on_miss(att, kind, name, seq, canon)
             faults.reach("before_live")
         call = Call(self, att, seq, key, occurrence, kind, name, canon, meta or {}, record)
+        att.current = call
         if att.view is not None:
             att.view.started(call)
         return call
@@ -613,6 +641,18 @@ class Run:
 
 
 _MOVED = frozenset({"browser_resume", "screenshots", "chromium", "headless", "indexed_db"})
+
+
+def _follows(att: Attempt) -> str:
+    """What a new attempt follows, for its view: an attempt that did not complete."""
+    whys = {Outcome.CRASHED: "crashed (its process died)", Outcome.INTERRUPTED: "was interrupted",
+            Outcome.FAILED: "failed"}  # fmt: skip
+    why = whys.get(att.previous) if att.previous is not None else None
+    if why is None:
+        return ""
+    count = len(att.recorded)
+    steps = "step" if count == 1 else "steps"
+    return f"attempt {att.record.number - 1} {why}; {count} recorded {steps} replay"
 
 
 def _refuse_moved(moved: dict[str, Any]) -> None:

@@ -12,8 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from fixtures.llm_server import LLMServer
+
+# Timings here swing 2x and more when the machine is busy: a property is about results,
+# so no example fails for taking long (hypothesis' 200 ms deadline does, under load).
+settings.register_profile("recorder", deadline=None)
+settings.load_profile("recorder")
 
 pytest_plugins = ["pytester"]  # tests/integration/test_pytest_plugin.py runs pytest itself
 

@@ -1,5 +1,5 @@
-"""The notebook side: the live ipywidgets view of a running attempt, and the
-``%%record`` cell magic (``%load_ext recorder``).
+"""The notebook side: the live views of an attempt and of a fan-out (HTML in the cell's
+output, replaced in place), and the ``%%record`` cell magic (``%load_ext recorder``).
 
 Imported only inside a Jupyter kernel, when a run starts or the extension loads.
 """
@@ -11,26 +11,33 @@ import inspect
 import re
 import shlex
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import ipywidgets
 from IPython.display import display
 
 from ..display import View
 
-__all__ = ["WidgetView", "load_ipython_extension", "publisher", "record_transformer"]
+if TYPE_CHECKING:
+    from ..call import RunStats
+
+__all__ = ["NotebookView", "load_ipython_extension", "publisher", "record_transformer"]
 
 
-class WidgetView(View):
-    """A one-row HTML widget in the cell's output, updated as steps happen."""
+class NotebookView(View):
+    """The live view of an attempt in the cell's output: one row of HTML, replaced in
+    place through a display handle. Plain display data, not a widget: the saved
+    notebook keeps its final state, readable with no kernel (and in nbconvert's output)."""
 
-    def __init__(self, run: str, attempt: int) -> None:
-        super().__init__(run, attempt)
-        self.widget = ipywidgets.HTML(value=self.snapshot.html())
-        display(self.widget)  # type: ignore[no-untyped-call]
+    def __init__(
+        self, run: str, attempt: int, stats: RunStats | None = None, note: str = ""
+    ) -> None:
+        super().__init__(run, attempt, stats)
+        self.snapshot.note = note
+        self._publish = publisher()
+        self.draw(final=False)
 
     def draw(self, *, final: bool) -> None:
-        self.widget.value = self.snapshot.html()
+        self._publish(self.snapshot.html(), self.snapshot.line())
 
 
 def publisher() -> Callable[[str, str], None]:
@@ -41,10 +48,10 @@ def publisher() -> Callable[[str, str], None]:
 
     def publish(markup: str, text: str) -> None:
         bundle = {"text/html": markup, "text/plain": text}
-        if handle:
-            handle[0].update(bundle, raw=True)
-        else:
+        if not handle:
             handle.append(display(bundle, raw=True, display_id=True))  # type: ignore[no-untyped-call]
+        elif handle[0] is not None:  # None: no display system (not in a kernel)
+            handle[0].update(bundle, raw=True)
 
     return publish
 

@@ -1,5 +1,5 @@
 """What the live view costs a replay: the same recorded run replayed with no view, with
-the terminal line and with the notebook widget, interleaved pass by pass.
+the terminal line and with the notebook view, interleaved pass by pass.
 
     python tests/bench/bench_display.py [--steps N] [--passes K]
 
@@ -10,7 +10,6 @@ prints the median pass time of each variant and its ratio to no view.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import io
 import statistics
 import sys
@@ -28,16 +27,21 @@ from recorder.display import LineView, View  # noqa: E402
 
 
 def views() -> dict[str, Any]:
-    from recorder.integrations.notebook import WidgetView
+    import recorder.integrations.notebook as notebook
 
-    def widget(display: bool | None, run: str, attempt: int) -> View:
-        with contextlib.redirect_stdout(io.StringIO()):  # display() outside a kernel prints
-            return WidgetView(run, attempt)
+    shown: list[str] = []
+    # what the kernel's display handle gets: the HTML of each redraw (built, not sent)
+    notebook.publisher = lambda: lambda markup, text: shown.append(markup)  # type: ignore[assignment]
+
+    def widget(display: bool | None, run: str, attempt: int, *rest: Any) -> View:
+        return notebook.NotebookView(run, attempt, *rest)
 
     return {
-        "no view": lambda display, run, attempt: None,
-        "terminal line": lambda display, run, attempt: LineView(run, attempt, io.StringIO()),
-        "notebook widget": widget,
+        "no view": lambda display, run, attempt, *rest: None,
+        "terminal line": lambda display, run, attempt, stats=None, note="": LineView(
+            run, attempt, io.StringIO(), stats
+        ),
+        "notebook view": widget,
     }
 
 

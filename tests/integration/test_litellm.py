@@ -291,7 +291,7 @@ def test_the_run_browser_shows_messages_response_and_tokens(
 ) -> None:
     with recorder.run("shown", store=store_dir) as run:
         answer = text(litellm.completion(messages=MESSAGES, tools=TOOLS, **llm))
-    detail = recorder.show(run).children[1].children[1].value
+    detail = recorder.show(run)._repr_mimebundle_()["text/html"]
     assert "Summarize ticket 123" in detail and "tokens" in detail
     assert answer.split()[0] in detail or "tool call" in detail
 

@@ -187,7 +187,10 @@ def halt(how: str, asynchronous: bool) -> None:
 
 
 def interruption(asynchronous: bool) -> str:
-    return "CancelledError" if asynchronous else "KeyboardInterrupt"
+    """What leaves the ``with``: the recorder's one-line form of the interrupt, of the
+    same kind (recorder.Cancelled is a CancelledError, recorder.Interrupted a
+    KeyboardInterrupt)."""
+    return "Cancelled" if asynchronous else "Interrupted"
 
 
 @dataclass
