@@ -21,11 +21,11 @@ from recorder.display import LineView, Snapshot, step_label
 
 
 def test_an_interrupt_ends_in_one_line_that_says_what_replays(store_dir: Path) -> None:
-    with pytest.raises(KeyboardInterrupt) as caught:
-        with recorder.run("cut", store=store_dir, display=False) as run:
-            run.step("one", str.upper, "a")
-            run.step("two", str.upper, "b")
-            raise KeyboardInterrupt
+    run = recorder.run("cut", store=store_dir, display=False)
+    with pytest.raises(KeyboardInterrupt) as caught, run:
+        run.step("one", str.upper, "a")
+        run.step("two", str.upper, "b")
+        raise KeyboardInterrupt
     assert isinstance(caught.value, recorder.Interrupted)
     assert caught.value.__suppress_context__  # no chain of frames through the recorder
     assert caught.value._render_traceback_() == [
@@ -87,9 +87,7 @@ def test_steps_are_named_once() -> None:
     assert step_label(call) == "#4 browser click #go"
 
 
-def test_elapsed_ticks_during_a_long_step(
-    store_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_elapsed_ticks_during_a_long_step(store_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(display, "TICK_S", 0.2)
     stream = io.StringIO()
     monkeypatch.setattr(display.sys, "stderr", stream)
@@ -121,7 +119,8 @@ def test_numbers_and_long_outcomes_for_people() -> None:
                     + "the closest recorded steps:\n" * 5)  # fmt: skip
     page = snap.html()
     assert "$0.0000" not in page and "&lt;$0.0001" in page and "1 min 15 s" in page
-    assert "<details" in page and "failed: ReplayMissError: step #4 is not recorded</summary>" in page
+    assert "<details" in page
+    assert "failed: ReplayMissError: step #4 is not recorded</summary>" in page
     assert snap.line().endswith("| failed (ReplayMissError: step #4 is not recorded)")
 
 
