@@ -89,4 +89,10 @@ def postgres_url(postgres_cluster: Any) -> Iterator[str]:
 
     for key in [k for k in recorder.stores._open_stores if schema in k]:
         recorder.stores._open_stores.pop(key).close()
-    postgres_cluster.sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE", database="recorder")
+    found = postgres_cluster.sql(
+        "SELECT string_agg(quote_ident(nspname), ', ') FROM pg_namespace "
+        f"WHERE nspname LIKE '{schema}%'",
+        database="recorder",
+    ).strip()
+    if found:  # the test's schema and those it named after it
+        postgres_cluster.sql(f"DROP SCHEMA {found} CASCADE", database="recorder")
