@@ -25,6 +25,7 @@ it). This module is imported only when a Postgres URL is opened.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import hashlib
 import os
@@ -159,8 +160,19 @@ def _after_fork() -> None:
     _sessions.clear()
 
 
+def _close_sessions() -> None:
+    """At exit: close this process's lock connections (their locks go as they would
+    with the process)."""
+    for session in list(_sessions.values()):
+        conn = session.conn
+        if conn is not None and not conn.closed:
+            with contextlib.suppress(psycopg.Error):
+                conn.close()
+
+
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork)
+atexit.register(_close_sessions)
 
 
 class _Hold(LockHold):
