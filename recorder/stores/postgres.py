@@ -6,9 +6,14 @@ any other query parameter goes to libpq as it is). Keys are ``text COLLATE "C"``
 scans come back in code point order, as from the directory store) and values ``bytea``:
 nothing is pickled, and the recorder's records and blobs are stored unchanged.
 
-- Every write is one statement, so one transaction, committed with
-  ``synchronous_commit = on`` (set on every connection of the store): durable once it
-  returns, whatever the server's default.
+- Every write is one statement, so one transaction. As the directory store's writes
+  (SQLite ``synchronous=NORMAL``), a plain write commits without waiting for its WAL
+  flush (``synchronous_commit = off`` for that statement): once it returns it survives
+  the death of this process, and of the server unless that comes within ~0.6 s. A write
+  with ``sync=True`` (an effect's intent marker), every :meth:`PostgresStore.swap` (run
+  locks, signals), :meth:`PostgresStore.delete_prefix` and every
+  :meth:`PostgresStore.transaction` commit with ``synchronous_commit = on`` (set on each
+  connection, whatever the server's default): flushed to stable storage first.
 - :meth:`PostgresStore.transaction` locks the entries table ``IN EXCLUSIVE MODE``: readers
   go on, other writers wait until it commits (as SQLite's ``BEGIN IMMEDIATE``).
 - A run's lock is a session-level advisory lock (:meth:`PostgresStore.hold_lock`) on a
@@ -436,7 +441,13 @@ class PostgresStore(Store):
         gone = [k for k in gone if k not in replace]
         if not (gone or add or replace):
             return
-        params = (gone, list(add), list(add.values()), list(replace), list(replace.values()))
+        # Not synced: committed without waiting for the WAL flush, as the directory
+        # store's SQLite commits with synchronous=NORMAL: the write survives this process
+        # being killed at once, and a server crash unless it comes within ~0.6 s (three
+        # wal_writer_delay). Synced, and inside a transaction: flushed before returning.
+        durable = "on" if sync or getattr(self._local, "tx", None) is not None else "off"
+        params = (durable, gone, list(add), list(add.values()), list(replace),
+                  list(replace.values()))  # fmt: skip
         count = self._count
         reserved = 0
         if count is not None and (add or replace):
@@ -653,13 +664,14 @@ _STATEMENTS = {
     ),
     "write": (
         "WITH tick AS (SELECT nextval('{schema}.writes')), "
+        "durable AS (SELECT set_config('synchronous_commit', %s, true)), "
         "gone AS (DELETE FROM {schema}.entries WHERE key = ANY(%s::text[])), "
         "added AS (INSERT INTO {schema}.entries (key, value) "
         "SELECT * FROM unnest(%s::text[], %s::bytea[]) ON CONFLICT (key) DO NOTHING), "
         "put AS (INSERT INTO {schema}.entries (key, value) "
         "SELECT * FROM unnest(%s::text[], %s::bytea[]) "
         "ON CONFLICT (key) DO UPDATE SET value = excluded.value) "
-        "SELECT * FROM tick"
+        "SELECT (SELECT * FROM tick), (SELECT * FROM durable)"
     ),
     "tick": "SELECT nextval('{schema}.writes')",
     "swap_add": (
