@@ -656,8 +656,9 @@ def run(
 
     The run's identity is its name plus the hash of its inputs (recorded too).
     ``store`` is a :class:`~recorder.stores.Store`, a directory, a ``postgresql://``
-    URL, or ``None`` for ``$RECORDER_STORE``, ``$RECORDER_DIR`` or ``./.recorder``. ``mode`` is ``"auto"``, ``"replay"`` or
-    ``"record"`` (see :class:`Mode`); ``on_divergence`` is ``"warn"`` or ``"raise"``.
+    URL, or ``None`` for ``$RECORDER_STORE``, ``$RECORDER_DIR`` or ``./.recorder``.
+    ``mode`` is ``"auto"``, ``"replay"`` or ``"record"`` (see :class:`Mode`);
+    ``on_divergence`` is ``"warn"`` or ``"raise"``.
     ``record_llm_errors`` records failed LLM calls as results (replayed by raising).
     ``clock`` (epoch seconds) and ``rng`` make live values reproducible in tests.
 
