@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
-.PHONY: setup browser lint typecheck test test-fast demo bench clean
+.PHONY: setup browser postgres lint typecheck test test-fast demo bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,18 @@ browser: $(STAMP)
 	    echo "no Chromium found: run 'sudo apt-get install chromium' or '$(BIN)/playwright install chromium'"; exit 1; \
 	  fi; }
 
-setup: $(STAMP) browser
+# Postgres for the Postgres store's tests: the suite starts its own throwaway cluster from
+# Debian's server binaries (/usr/lib/postgresql/*/bin); they are installed when we are
+# root, and the way to get them is printed when not. No server is started here.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql; \
+	  else \
+	    echo "no Postgres server found: run 'sudo apt-get install postgresql' (the Postgres store's tests skip without it, and fail under CI=true)"; exit 1; \
+	  fi; }
+
+setup: $(STAMP) browser postgres
 
 lint: $(STAMP)
 	$(BIN)/ruff check recorder fixtures tests
@@ -48,6 +59,7 @@ bench: setup
 	$(BIN)/python tests/bench/bench_effects.py
 	$(BIN)/python tests/bench/bench_display.py
 	$(BIN)/python tests/bench/bench_fanout.py
+	$(BIN)/python tests/bench/bench_postgres.py
 
 clean:
 	rm -rf $(VENV) .recorder .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -46,7 +46,7 @@ from .retry import Retry
 from .rundiff import diff
 from .runtime import Run, current_run, run
 from .steps import step
-from .store import DiskStore, MemoryStore, Store, open_store
+from .stores import DiskStore, MemoryStore, Store, open_store
 from .waits import signal
 
 __version__ = "0.1.0"

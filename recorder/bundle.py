@@ -47,7 +47,7 @@ from .keys import dumps, hash_bytes, is_tagged_hash
 from .options import validate_name
 from .records import RECORD_FORMAT, AttemptRecord, RunRecord, StepRecord, TraceEvent
 from .redaction import SECRET_BLOB_FIELDS
-from .store import Store, open_store
+from .stores import Store, open_store
 
 __all__ = [
     "BUNDLE_FORMAT",

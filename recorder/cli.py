@@ -20,7 +20,7 @@ from .errors import ConfigError, RecorderError, RunNotFoundError
 from .history import RunHistory, find_run, run_rows
 from .journal import Journal
 from .locks import RunLock
-from .store import default_directory, open_store, store_path
+from .stores import default_target, open_store, store_target
 
 __all__ = ["main"]
 
@@ -30,16 +30,19 @@ _SHOW_COLUMNS = ["attempt", "seq", "kind", "name", "status", "selector", "url", 
 
 
 def _parser() -> argparse.ArgumentParser:
-    store_help = "the store directory (default: $RECORDER_DIR or ./.recorder)"
+    store_help = (
+        "the store: a directory or a postgresql:// URL (default: $RECORDER_STORE, "
+        "$RECORDER_DIR or ./.recorder)"
+    )
     parser = argparse.ArgumentParser(
         prog="recorder",
         description="Inspect and manage recorded agent runs. Times are UTC.",
         epilog="exit status: 0 success, 1 error or damage found, 2 usage error",
     )
-    parser.add_argument("--store", metavar="DIR", help=store_help)
+    parser.add_argument("--store", metavar="DIR|URL", help=store_help)
     # --store is accepted after the command too; SUPPRESS keeps the top-level value.
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--store", metavar="DIR", default=argparse.SUPPRESS, help=store_help)
+    common.add_argument("--store", metavar="DIR|URL", default=argparse.SUPPRESS, help=store_help)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     commands.add_parser("ls", parents=[common], help="list the runs in the store")
     show = commands.add_parser("show", parents=[common], help="show a run's step calls")
@@ -93,14 +96,14 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _journal(store: str | None) -> Journal:
-    path = store_path(store, "--store") if store else default_directory()
-    if not path.exists():
+def _journal(store: str | Path | None) -> Journal:
+    target = store_target(store, "--store") if store else default_target()
+    if isinstance(target, Path) and not target.exists():
         raise RunNotFoundError(
-            f"no store at {path}: nothing has been recorded there yet (use --store DIR or "
-            "set RECORDER_DIR)."
+            f"no store at {target}: nothing has been recorded there yet (use --store DIR or "
+            "URL, or set RECORDER_STORE or RECORDER_DIR)."
         )
-    return Journal(open_store(path, create=False))
+    return Journal(open_store(target, create=False))
 
 
 def _print_table(frame: object) -> None:
@@ -134,9 +137,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         from .bundle import import_bundle, read_manifest
 
         # The path, not an open store: a refused bundle must not create the directory.
-        path = Path(args.store) if args.store else default_directory()
+        path = store_target(args.store, "--store") if args.store else default_target()
         run_id = import_bundle(args.file, store=path, replace=args.replace)
-        journal = _journal(str(path))
+        journal = _journal(path)
         manifest = read_manifest(args.file)
         counts = manifest.get("counts", {})
         withheld = len(manifest["withheld"])

@@ -49,7 +49,7 @@ from .locks import holder_alive
 from .options import validate_name
 from .records import Outcome, StepRecord
 from .runtime import Run
-from .store import Store, open_store
+from .stores import Store, open_store
 from .values import decode
 
 if TYPE_CHECKING:
@@ -332,7 +332,7 @@ class FanOut:
                 )
                 continue
             held = journal.get_lock(child.run_id)
-            if held is not None and holder_alive(json.loads(held)):
+            if held is not None and holder_alive(json.loads(held), journal.store, child.run_id):
                 row["status"] = "running elsewhere"
                 continue
             last = journal.last_attempt(child.run_id)
@@ -566,7 +566,7 @@ def children_of(journal: Journal, run_id: str) -> list[dict[str, Any]]:
         held = journal.get_lock(child)
         status = "not started" if doc is None else str(doc.get("status"))
         error = None if doc is None else doc.get("error")
-        if held is not None and holder_alive(json.loads(held)):
+        if held is not None and holder_alive(json.loads(held), journal.store, child):
             status = "running"
         elif last is not None and (doc is None or last.number > (doc.get("attempt") or 0)):
             status = "crashed" if last.outcome is Outcome.RUNNING else last.outcome.value

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     import os as _os
 
     from .runtime import Run
-    from .store import Store
+    from .stores import Store
 
 __all__ = ["copy_fork", "fork", "fork_spec", "fork_target"]
 

@@ -15,7 +15,7 @@ from .errors import AmbiguousRunError, RunNotFoundError
 from .journal import Journal
 from .keys import canonical, dumps, hash_bytes
 from .records import AttemptRecord, RunRecord, StepRecord, TraceEvent
-from .store import Store, open_store
+from .stores import Store, open_store
 
 if TYPE_CHECKING:
     import pandas

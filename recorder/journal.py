@@ -1,4 +1,4 @@
-"""Runs, attempts, steps and blobs on top of a :class:`~recorder.store.Store`.
+"""Runs, attempts, steps and blobs on top of a :class:`~recorder.stores.Store`.
 
 Key layout (``docs/storage.md`` is the contract)::
 
@@ -31,7 +31,7 @@ from . import records
 from .errors import DamagedRecordError, StoreError
 from .keys import dumps, hash_bytes, is_tagged_hash
 from .records import AttemptRecord, RunRecord, StepRecord, TraceEvent
-from .store import Store
+from .stores import Store
 
 __all__ = ["Damage", "Journal", "intent_key"]
 

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from .errors import ConfigError
 
 if TYPE_CHECKING:
-    from .store import Store
+    from .stores import Store
 
 __all__ = ["DEFAULT_MAX_BYTES", "MEMO_BYTES_ENV", "ResultCache", "check_store",
            "default_max_bytes"]  # fmt: skip

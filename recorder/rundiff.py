@@ -21,7 +21,7 @@ from .errors import RunNotFoundError
 from .history import RunHistory, find_run
 from .journal import Journal, step_label
 from .records import StepRecord
-from .store import Store, open_store
+from .stores import Store, open_store
 
 __all__ = ["RunDiff", "StepDiff", "StepSide", "diff", "format_diff", "parse_side"]
 

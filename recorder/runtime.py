@@ -58,7 +58,7 @@ from .keys import canonical, content_key, dumps, hash_bytes
 from .options import Mode, OnDivergence, validate_name
 from .records import Outcome, TraceEvent
 from .retry import Retry, acall_with_retry, as_retry, call_with_retry
-from .store import Store, open_store
+from .stores import Store, open_store
 
 if TYPE_CHECKING:
     import os as _os
@@ -695,9 +695,10 @@ def run(
     ``async with``.
 
     The run's identity is its name plus the hash of its inputs (recorded too).
-    ``store`` is a :class:`~recorder.store.Store`, a directory, or ``None`` for
-    ``$RECORDER_DIR`` or ``./.recorder``. ``mode`` is ``"auto"``, ``"replay"`` or
-    ``"record"`` (see :class:`Mode`); ``on_divergence`` is ``"warn"`` or ``"raise"``.
+    ``store`` is a :class:`~recorder.stores.Store`, a directory, a ``postgresql://``
+    URL, or ``None`` for ``$RECORDER_STORE``, ``$RECORDER_DIR`` or ``./.recorder``.
+    ``mode`` is ``"auto"``, ``"replay"`` or ``"record"`` (see :class:`Mode`);
+    ``on_divergence`` is ``"warn"`` or ``"raise"``.
     ``record_llm_errors`` records failed LLM calls as results (replayed by raising).
     ``clock`` (epoch seconds) and ``rng`` make live values reproducible in tests.
 

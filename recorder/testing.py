@@ -31,7 +31,7 @@ from typing import Any
 
 from .keys import dumps
 from .runtime import Run, run
-from .store import MemoryStore, Store
+from .stores import MemoryStore, Store
 
 __all__ = [
     "Interrupted",

@@ -13,7 +13,7 @@ from .errors import ConfigError, Suspended
 from .journal import Journal
 from .keys import canonical
 from .options import validate_name
-from .store import Store, open_store
+from .stores import Store, open_store
 
 if TYPE_CHECKING:
     import os as _os

@@ -63,3 +63,42 @@ def llm(llm_server: LLMServer) -> dict[str, Any]:
 
     litellm.suppress_debug_info = True
     return {"model": MODEL, "api_base": llm_server.base_url, "api_key": "sk-test", "num_retries": 0}
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[Any]:
+    """One throwaway Postgres cluster for the session (fixtures/postgres.py). Missing
+    Postgres skips the tests that need it, but fails them under ``CI=true``."""
+    from fixtures.postgres import PostgresCluster, PostgresUnavailable
+
+    try:
+        cluster = PostgresCluster().start()
+    except PostgresUnavailable as error:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI=true and Postgres is unavailable: {error}")
+        pytest.skip(f"Postgres is unavailable: {error}")
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+_schemas = iter(range(1, 10**9))
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster: Any) -> Iterator[str]:
+    """The URL of a store in a schema of its own (dropped after the test)."""
+    schema = f"t{os.getpid()}_{next(_schemas)}"
+    yield f"{postgres_cluster.url}?schema={schema}"
+    import recorder.stores
+
+    for key in [k for k in recorder.stores._open_stores if schema in k]:
+        recorder.stores._open_stores.pop(key).close()
+    found = postgres_cluster.sql(
+        "SELECT string_agg(quote_ident(nspname), ', ') FROM pg_namespace "
+        f"WHERE nspname LIKE '{schema}%'",
+        database="recorder",
+    ).strip()
+    if found:  # the test's schema and those it named after it
+        postgres_cluster.sql(f"DROP SCHEMA {found} CASCADE", database="recorder")

@@ -29,6 +29,19 @@ def test_core_modules_do_not_import_integrations_at_module_level() -> None:
     assert json.loads(out.stdout) == []
 
 
+def test_the_core_never_imports_psycopg() -> None:
+    """Only opening a postgresql:// URL imports the Postgres store and psycopg."""
+    code = (
+        "import sys, json, recorder, recorder.stores, recorder.store, recorder.cli, "
+        "recorder.locks, recorder.runtime\n"
+        "recorder.open_store(recorder.MemoryStore())\n"
+        "print(json.dumps([m for m in sys.modules if m.startswith(('psycopg', "
+        "'recorder.stores.postgres'))]))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    assert json.loads(out.stdout) == []
+
+
 def test_all_is_sorted_and_complete() -> None:
     assert recorder.__all__ == sorted(recorder.__all__)
     for name in recorder.__all__:
@@ -40,7 +53,7 @@ def test_all_is_sorted_and_complete() -> None:
                "faults", "display", "retry", "bundle", "rundiff", "pytest_plugin", "quota",
                "memo", "switching", "options", "autoinstall", "forking", "steps", "waits",
                "attempts", "testing", "callsite", "redaction", "sequence",
-               "fanout", "fanview", "engines", "limits"}  # fmt: skip
+               "fanout", "fanview", "engines", "limits", "stores"}  # fmt: skip
     assert public - modules - {"annotations"} == set(recorder.__all__)
 
 

@@ -17,6 +17,9 @@ idempotency key each effect gets, its counts, warnings, outcome and trace. After
 rule the store must hold exactly the model's step records, intent markers, attempts and
 lock, pass SQLite's integrity check and ``Journal.verify()``, and no effect may have fired
 twice within a generation unless the model retried one whose side effect had happened.
+
+The same machine runs on a Postgres store (:class:`PostgresMachine`, a schema per
+example in the session's throwaway cluster): both backends must agree with the model.
 """
 
 from __future__ import annotations
@@ -35,8 +38,9 @@ import warnings
 from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -53,7 +57,7 @@ from recorder.effects import idempotency_key
 from recorder.journal import Journal
 from recorder.keys import content_key
 from recorder.records import StepRecord
-from recorder.store import DiskStore
+from recorder.store import DiskStore, Store
 
 NAME = "machine"
 RUN_ID = recorder.Run(NAME).run_id
@@ -207,7 +211,9 @@ class Report:
     other_warnings: list[str]
 
 
-def execute(store: DiskStore | Path, program: list[Op], options: Options, ledger: Ledger) -> Report:
+def execute(
+    store: Store | Path | str, program: list[Op], options: Options, ledger: Ledger
+) -> Report:
     """Run the program once in ``store`` (one attempt), stopping as ``options`` says:
     with ``with run:`` and ``run.step``/``run.once``, or (``options.asynchronous``) in
     ``asyncio.run`` with ``async with run:`` and ``run.astep``/``run.aonce`` over
@@ -571,16 +577,33 @@ class RecorderMachine(RuleBasedStateMachine):
         super().__init__()
         self.directory = Path(tempfile.mkdtemp(prefix="recorder-machine-", dir=SCRATCH))
         self.store_dir = self.directory / "store"
-        self.store = DiskStore(self.store_dir)
-        self.leaked: list[DiskStore] = []
+        self.target = self.make_target()
+        self.store = self.open()
+        self.leaked: list[Store] = []
         self.ledger = Ledger(self.directory / "ledger.jsonl")
         self.seen = 0  # ledger entries already compared
         self.before = 0  # ledger entries before the last attempt
         self.program: list[Op] = []
         self.model = Model()
 
+    # -- the backend (a directory here; Postgres in PostgresMachine) --------------------
+
+    def make_target(self) -> Path | str:
+        """What ``store=`` names when an attempt passes the store by path."""
+        return self.store_dir
+
+    def open(self) -> Store:
+        """A new store object on the machine's store."""
+        return DiskStore(self.store_dir)
+
+    def shared_key(self) -> str:
+        return str(self.store_dir.resolve())
+
+    def may_fork(self) -> bool:
+        return threading.active_count() == 1
+
     def teardown(self) -> None:
-        shared = recorder.store._open_stores.pop(str(self.store_dir.resolve()), None)
+        shared = recorder.store._open_stores.pop(self.shared_key(), None)
         for store in (self.store, *self.leaked, *([shared] if shared else [])):
             store.close()
         shutil.rmtree(self.directory, ignore_errors=True)
@@ -594,7 +617,7 @@ class RecorderMachine(RuleBasedStateMachine):
         if in_child:
             report = self.in_child(options)
         else:
-            target = self.store_dir if options.by_path else self.store
+            target = self.target if options.by_path else self.store
             report = execute(target, self.program, options, self.ledger)
         history = recorder.load(NAME, store=self.store)  # the public view agrees too
         assert len(history.attempts) == len(self.model.attempts)
@@ -619,13 +642,14 @@ class RecorderMachine(RuleBasedStateMachine):
         parent's store handle is closed first and a new one opened afterwards; the child
         opens its own (never one of the parent's SQLite connections)."""
         self.store.close()
+        self.before_fork()
         out = self.directory / "report.json"
         out.unlink(missing_ok=True)
         pid = os.fork()
         if pid == 0:  # the child: never returns into the test runner
             code = 70
             try:
-                report = execute(DiskStore(self.store_dir), self.program, options, self.ledger)
+                report = execute(self.open(), self.program, options, self.ledger)
                 out.write_text(json.dumps(asdict(report)))
                 code = 0
             except BaseException:
@@ -633,13 +657,17 @@ class RecorderMachine(RuleBasedStateMachine):
             finally:
                 os._exit(code)
         status = wait_for(pid)
-        self.store = DiskStore(self.store_dir)
+        self.store = self.open()
         if os.WIFSIGNALED(status):
             assert os.WTERMSIG(status) == signal.SIGKILL
             return None
         doc = json.loads(out.read_text())
         assert os.WEXITSTATUS(status) == 0, doc.get("child_error")
         return Report(**doc)
+
+    def before_fork(self) -> None:
+        """Make this process single-threaded for the fork (the directory store has no
+        threads)."""
 
     # -- rules --------------------------------------------------------------------------
 
@@ -717,7 +745,7 @@ class RecorderMachine(RuleBasedStateMachine):
 
     # A forked child gets only the forking thread: a lock another thread held (one left by
     # an earlier test in the session) would stay held there, so fork only when alone.
-    @precondition(lambda self: hasattr(os, "fork") and threading.active_count() == 1)
+    @precondition(lambda self: hasattr(os, "fork") and self.may_fork())
     @rule(data=st.data(), base=any_resolution, asynchronous=st.booleans())
     def crash_and_reopen(self, data: st.DataObject, base: Options, asynchronous: bool) -> None:
         stop = data.draw(stops(self.program, ["crash"], self.pending()), label="stop")
@@ -738,7 +766,7 @@ class RecorderMachine(RuleBasedStateMachine):
             self.store.close()
         else:
             self.leaked.append(self.store)
-        self.store = DiskStore(self.store_dir)
+        self.store = self.open()
 
     # -- invariants ---------------------------------------------------------------------
 
@@ -819,3 +847,52 @@ RecorderMachine.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 TestRecorderMachine = RecorderMachine.TestCase
+
+
+class PostgresMachine(RecorderMachine):
+    """The machine on a Postgres store: a schema of its own per example, in the session's
+    throwaway cluster; crashes are SIGKILLs of forked children, whose run locks go with
+    their connections."""
+
+    base_url: ClassVar[str] = ""
+    made: ClassVar[int] = 0
+
+    def make_target(self) -> Path | str:
+        PostgresMachine.made += 1
+        return f"{self.base_url}?schema=machine_{os.getpid()}_{self.made}"
+
+    def open(self) -> Store:
+        from recorder.stores.postgres import PostgresStore
+
+        return PostgresStore(str(self.target), min_size=1, max_size=2)
+
+    def shared_key(self) -> str:
+        return str(self.target)
+
+    def may_fork(self) -> bool:
+        # Pool threads only: before_fork closes every pool, and so stops them.
+        others = [t for t in threading.enumerate() if t is not threading.main_thread()]
+        return all(t.name.startswith("recorder postgres") for t in others)
+
+    def before_fork(self) -> None:
+        shared = recorder.store._open_stores.pop(self.shared_key(), None)
+        for store in (*self.leaked, *([shared] if shared else [])):
+            store.close()
+        self.leaked.clear()
+
+    def teardown(self) -> None:
+        import psycopg
+
+        super().teardown()
+        schema = str(self.target).rsplit("schema=", 1)[1]
+        with psycopg.connect(self.base_url, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_the_machine_agrees_with_the_model_on_postgres(postgres_cluster: Any) -> None:
+    from hypothesis.stateful import run_state_machine_as_test
+
+    PostgresMachine.base_url = postgres_cluster.url
+    run_state_machine_as_test(PostgresMachine, settings=RecorderMachine.TestCase.settings)

@@ -16,10 +16,23 @@ from recorder.journal import Journal
 from recorder.keys import hash_bytes
 from recorder.store import DiskStore, MemoryStore, Store, open_store
 
+BACKENDS = ["memory", "disk", pytest.param("postgres", marks=pytest.mark.integration)]
+"""Every backend keeps the contract; Postgres needs the session's cluster (conftest)."""
 
-@pytest.fixture(params=["memory", "disk"])
+
+def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+    if request.param == "memory":
+        return MemoryStore()
+    if request.param == "disk":
+        return DiskStore(tmp_path / "s")
+    from recorder.stores.postgres import PostgresStore
+
+    return PostgresStore(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture(params=BACKENDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    made: Store = MemoryStore() if request.param == "memory" else DiskStore(tmp_path / "s")
+    made = make_store(request, tmp_path)
     yield made
     made.close()
 

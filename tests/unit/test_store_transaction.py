@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,10 +16,19 @@ from recorder.journal import Journal
 from recorder.keys import hash_bytes
 from recorder.store import DiskStore, MemoryStore, Store
 
+BACKENDS = ["memory", "disk", pytest.param("postgres", marks=pytest.mark.integration)]
 
-@pytest.fixture(params=["memory", "disk"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
-    return MemoryStore() if request.param == "memory" else DiskStore(tmp_path / "s")
+
+@pytest.fixture(params=BACKENDS)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    if request.param == "postgres":
+        from recorder.stores.postgres import PostgresStore
+
+        made: Store = PostgresStore(request.getfixturevalue("postgres_url"))
+    else:
+        made = MemoryStore() if request.param == "memory" else DiskStore(tmp_path / "s")
+    yield made
+    made.close()
 
 
 def test_a_failed_transaction_leaves_nothing_of_it(store: Store) -> None:
@@ -31,11 +41,24 @@ def test_a_failed_transaction_leaves_nothing_of_it(store: Store) -> None:
     assert (store.get("a"), store.get("p/1"), store.get("b")) == (b"1", b"x", None)
 
 
-def test_no_other_writer_commits_inside_a_transaction(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "backend", ["disk", pytest.param("postgres", marks=pytest.mark.integration)]
+)
+def test_no_other_writer_commits_inside_a_transaction(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
     """Another connection's write waits for the transaction: what the transaction read
     stays true until it commits (the sweep's step list is still the step list when it
     deletes blobs)."""
-    mine, other = DiskStore(tmp_path / "s"), DiskStore(tmp_path / "s")
+    mine: Store
+    other: Store
+    if backend == "postgres":
+        from recorder.stores.postgres import PostgresStore
+
+        url = request.getfixturevalue("postgres_url")
+        mine, other = PostgresStore(url), PostgresStore(url)
+    else:
+        mine, other = DiskStore(tmp_path / "s"), DiskStore(tmp_path / "s")
     written = threading.Event()
 
     def write() -> None:

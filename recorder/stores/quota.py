@@ -17,7 +17,7 @@ import threading
 from decimal import Decimal
 from pathlib import Path
 
-from .errors import ConfigError, QuotaExceededError, StoreError
+from ..errors import ConfigError, QuotaExceededError, StoreError
 
 __all__ = ["COUNT_SPACING", "MAX_BYTES_ENV", "VERSION_INTERVAL", "Quota", "check_limit",
            "entry_size", "out_of_space", "quota_error", "resolve_limit"]  # fmt: skip
