@@ -509,7 +509,7 @@ def test_an_engine_object_is_refused_for_a_factory() -> None:
 async def test_a_factory_that_makes_no_engine_is_refused() -> None:
     fan = recorder.fan_out(_same, [1], name="engines", engine=lambda: "local",
                            store=recorder.MemoryStore())  # fmt: skip
-    with pytest.raises(recorder.ConfigError, match="must return a recorder.engines.Engine"):
+    with pytest.raises(recorder.ConfigError, match=r"must return a recorder\.engines\.Engine"):
         await fan
 
 
@@ -519,7 +519,8 @@ def test_the_core_does_not_import_dask() -> None:
 
     code = ("import sys, recorder, recorder.fanout, recorder.engines; "
             "recorder.fan_out(lambda r, x: x, [1], name='x', engine='dask'); "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')))")  # fmt: skip
+            "print(sorted(m for m in sys.modules "
+            "if m.split('.')[0] in ('dask', 'distributed')))")  # fmt: skip
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True)  # fmt: skip
     assert done.stdout.strip() == "[]"
