@@ -48,6 +48,7 @@ bench: setup
 	$(BIN)/python tests/bench/bench_effects.py
 	$(BIN)/python tests/bench/bench_display.py
 	$(BIN)/python tests/bench/bench_fanout.py
+	$(BIN)/python tests/bench/bench_dask.py
 
 clean:
 	rm -rf $(VENV) .recorder .pytest_cache .mypy_cache .ruff_cache .hypothesis
