@@ -60,6 +60,7 @@ bench: setup
 	$(BIN)/python tests/bench/bench_display.py
 	$(BIN)/python tests/bench/bench_fanout.py
 	$(BIN)/python tests/bench/bench_postgres.py
+	$(BIN)/python tests/bench/bench_dask.py
 
 clean:
 	rm -rf $(VENV) .recorder .pytest_cache .mypy_cache .ruff_cache .hypothesis

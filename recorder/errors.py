@@ -14,7 +14,9 @@ of mistake carry that base too (a bad argument is a ``ValueError``)::
     ├── RecordedStepError                   replay of a recorded error whose type cannot be rebuilt
     ├── AmbiguousEffectError                an effect started (intent marker) but never finished
     ├── FanOutError                         children of a fan-out failed (raise_on_failure=True);
-    │                                       ``df`` holds its rows
+    │   │                                   ``df`` holds its rows
+    │   └── EngineLostError                 the engine running the children went away as a
+    │                                       whole (a Dask scheduler died); ``df`` as it was
     ├── StoreError                          the store cannot be used as asked
         ├── StoreFormatError                written by a newer recorder, or not a recorder store
         ├── UnsafeStoreError                a pickled row, or a directory others can write to
@@ -47,6 +49,7 @@ __all__ = [
     "DamagedRecordError",
     "DivergenceError",
     "DivergenceWarning",
+    "EngineLostError",
     "FanOutError",
     "Interrupted",
     "NotSerializableError",
@@ -153,6 +156,16 @@ class FanOutError(RecorderError):
     def __init__(self, message: str, *, df: Any) -> None:
         super().__init__(message)
         self.df = df
+
+
+class EngineLostError(FanOutError):
+    """The engine running a fan-out's children went away as a whole (the Dask
+    scheduler died, or could not be reached). ``df`` holds the rows as the fan-out saw
+    them (``None`` while the error travels from the engine to the fan-out); the same
+    call against a running cluster resumes the unfinished children."""
+
+    def __init__(self, message: str, *, df: Any = None) -> None:
+        super().__init__(message, df=df)
 
 
 class StoreError(RecorderError):

@@ -43,7 +43,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from .attempts import is_interrupt
-from .errors import Cancelled, ConfigError, FanOutError, Interrupted, RecorderError
+from .errors import Cancelled, ConfigError, EngineLostError, FanOutError, Interrupted, RecorderError
 from .keys import canonical, dumps, hash_bytes
 from .locks import holder_alive
 from .options import validate_name
@@ -58,6 +58,7 @@ if TYPE_CHECKING:
     import pandas
 
     from .engines.base import ChildOutcome, ChildSpec, Engine
+    from .engines.choice import EngineChoice
     from .fanview import FanOutView
     from .journal import Journal
 
@@ -124,9 +125,10 @@ class FanOut:
         raise_on_failure: bool = False,
         store: Store | str | _os.PathLike[str] | None = None,
         display: bool | None = None,
-        engine: Callable[[], Engine] | None = None,
+        engine: EngineChoice = None,
     ) -> None:
         from .engines.base import AgentRef
+        from .engines.choice import check_engine
 
         self.name = validate_name(name)
         self.concurrency = _positive("concurrency", concurrency)
@@ -139,7 +141,7 @@ class FanOut:
         self.raise_on_failure = bool(raise_on_failure)
         self.display = display
         self._agent = AgentRef.of(agent)
-        self._engine_factory = engine
+        self._engine_choice = check_engine(engine)
         self._store = open_store(store)
         self._parent_inputs = {"fan_out": self.name}
         self.run_id = Run(self.name, inputs=self._parent_inputs).run_id
@@ -275,6 +277,8 @@ class FanOut:
                 if is_interrupt(stop):
                     raise self._interrupted(stop) from None
                 self._close_view("failed", f"{type(stop).__name__}: {stop}")
+                if isinstance(stop, EngineLostError):
+                    raise self._lost(stop) from None
                 raise
             finally:
                 if ticker is not None:
@@ -308,11 +312,9 @@ class FanOut:
         return show(child.run_id, store=self._store)
 
     def _make_engine(self) -> Engine:
-        if self._engine_factory is not None:
-            return self._engine_factory()
-        from .engines.local import LocalEngine
+        from .engines.choice import make_engine
 
-        return LocalEngine(threads=self.concurrency)
+        return make_engine(self._engine_choice, concurrency=self.concurrency)
 
     def _sort(self, journal: Journal, log: dict[str, dict[str, Any]]) -> list[_Child]:
         """Fill the rows of the children that do not run in this call; return the others."""
@@ -364,6 +366,10 @@ class FanOut:
                 child.row.update(status="running", started_at=time.time())
 
         self._check_budget(parent, todo)
+        if todo:
+            await engine.start(self._spec(todo[0]))
+            if self._view is not None and engine.dashboard:
+                self._view.dashboard = engine.dashboard
         fill()
         outcomes = engine.as_completed()
         try:
@@ -478,6 +484,17 @@ class FanOut:
             print(f"recorder: {message}", file=sys.stderr, flush=True)
         cancelled = isinstance(stop, asyncio.CancelledError)
         return Cancelled(message) if cancelled else Interrupted(message)
+
+    def _lost(self, lost: EngineLostError) -> EngineLostError:
+        """The error that ends a call whose engine went away, with the rows as they are."""
+        counts = self.counts
+        done = sum(counts.get(s, 0) for s in _DONE)
+        return EngineLostError(
+            f"fan-out {self.name!r} stopped: {lost} {done} of {len(self._children)} "
+            "children are done (error.df has the rows); run the same call again, against a "
+            "running cluster, to resume the unfinished.",
+            df=self.df,
+        )
 
     def _finish(self) -> pandas.DataFrame:
         frame = self.df
@@ -700,7 +717,7 @@ def fan_out(
     raise_on_failure: bool = False,
     store: Store | str | _os.PathLike[str] | None = None,
     display: bool | None = None,
-    engine: Callable[[], Engine] | None = None,
+    engine: EngineChoice = None,
 ) -> FanOut:
     """Run ``agent(run, input)`` over every input, each as its own durable run.
 
@@ -718,7 +735,12 @@ def fan_out(
     ``retry_failed`` runs children that failed in an earlier call again.
     ``raise_on_failure`` raises :class:`~recorder.FanOutError` (carrying ``df``)
     instead of warning when a child failed. ``store`` as for :func:`recorder.run`.
-    ``engine`` makes the engine (default: :class:`~recorder.engines.LocalEngine`).
+    ``engine`` runs the children: ``"local"`` (the default: this process, see
+    :class:`~recorder.engines.LocalEngine`), ``"dask"`` (a ``distributed.LocalCluster`` of
+    worker processes, started and closed by the call), a ``distributed.Client`` (its
+    cluster, left running), or a function that makes an
+    :class:`~recorder.engines.Engine`. If the engine goes away as a whole (a Dask
+    scheduler dies), :class:`~recorder.EngineLostError` carries ``df``.
 
     Returns a :class:`FanOut`: ``df = await fan`` or ``df = fan.wait()``.
     """

@@ -64,6 +64,8 @@ class FanSnapshot:
     note: str = ""
     opener: str = "fan.show({key!r})"
     """How to open a child in the run browser (``{key}`` is filled in)."""
+    dashboard: str | None = None
+    """The engine's own dashboard (a URL: the Dask dashboard), if it has one."""
 
     @property
     def remaining(self) -> int:
@@ -98,6 +100,8 @@ class FanSnapshot:
                  self.summary(), f"elapsed {format_seconds(self.elapsed_s)}"]  # fmt: skip
         if self.outcome != "running":
             parts.append(self.outcome + (f": {self.note}" if self.note else ""))
+        if self.dashboard:
+            parts.append(f"dashboard {self.dashboard}")
         return " | ".join(parts)
 
     def html(self) -> str:
@@ -159,8 +163,15 @@ class FanSnapshot:
         example = (self.failed or [(k, "") for k, _, _ in self.slowest] or [("KEY", "")])[0][0]
         parts.append(
             '<div style="color:#57606a">open a child in the run browser: '
-            f"<code>{e(self.opener.format(key=example))}</code></div></div>"
+            f"<code>{e(self.opener.format(key=example))}</code></div>"
         )
+        if self.dashboard:
+            link = e(self.dashboard, quote=True)
+            parts.append(
+                '<div class="recorder-dashboard" style="color:#57606a">where its workers are: '
+                f'<a href="{link}" target="_blank">{link}</a> (the Dask dashboard)</div>'
+            )
+        parts.append("</div>")
         return "".join(parts)
 
 
@@ -190,6 +201,7 @@ def snapshot_of(
     outcome: str = "running",
     note: str = "",
     now: float | None = None,
+    dashboard: str | None = None,
 ) -> FanSnapshot:
     """The snapshot of a fan-out whose rows are ``rows`` (``now``: the wall clock, for
     the time so far of running children)."""
@@ -222,6 +234,7 @@ def snapshot_of(
         failed_total=len(failed),
         outcome=outcome,
         note=note,
+        dashboard=dashboard,
     )
 
 
@@ -238,10 +251,13 @@ class FanOutView:
         self._ended = 0
         self._drawn = 0.0
         self._closed = False
+        self.dashboard: str | None = None
+        """The engine's dashboard, once its engine started (the panel links it)."""
 
     def snapshot(self, outcome: str = "running", note: str = "") -> FanSnapshot:
         return snapshot_of(self.name, self._rows(), elapsed_s=time.monotonic() - self._t0,
-                           ended_here=self._ended, outcome=outcome, note=note)  # fmt: skip
+                           ended_here=self._ended, outcome=outcome, note=note,
+                           dashboard=self.dashboard)  # fmt: skip
 
     def advance(self) -> None:
         """One more child ended in this call."""

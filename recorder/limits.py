@@ -1,11 +1,14 @@
 """Caps on live work shared by many runs: ``recorder.fan_out(..., limits={"llm": 16})``.
 
-A :class:`Limit` is a counting semaphore usable from threads and from any event loop at
-once (the children of a fan-out are asyncio tasks, or threads for a plain function). The
-limits of the current run live in a ContextVar, set by whoever runs the run (a fan-out's
-engine); an integration asks :func:`limited` / :func:`alimited` around the real work of a
-*live* call only, so a replayed call never takes a slot. Outside a fan-out no limit is
-set and these cost one ContextVar read.
+A limit is anything with the :class:`Gate` methods. :class:`Limit`, the one of this
+process, is a counting semaphore usable from threads and from any event loop at once
+(the children of a fan-out are asyncio tasks, or threads for a plain function); an
+engine whose children run in several processes gives them a gate those processes share
+instead (the Dask engine: a ``distributed.Semaphore``, see
+:mod:`recorder.engines.dask`). The limits of the current run live in a ContextVar, set
+by whoever runs the run (a fan-out's engine); an integration asks :func:`limited` /
+:func:`alimited` around the real work of a *live* call only, so a replayed call never
+takes a slot. Outside a fan-out no limit is set and these cost one ContextVar read.
 
 Names in use: ``"llm"`` (each live LLM request through litellm; a stream holds its slot
 while the request starts, not while it is read).
@@ -18,12 +21,13 @@ import threading
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar, Token
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from .errors import ConfigError
 
 __all__ = [
     "KNOWN",
+    "Gate",
     "Limit",
     "alimited",
     "check",
@@ -40,9 +44,25 @@ T = TypeVar("T")
 KNOWN = frozenset({"llm"})
 """The limit names an integration asks for."""
 
-_current: ContextVar[Mapping[str, Limit] | None] = ContextVar("recorder_limits", default=None)
+_current: ContextVar[Mapping[str, Gate] | None] = ContextVar("recorder_limits", default=None)
 _registry: dict[tuple[str, str], Limit] = {}
 _registry_lock = threading.Lock()
+
+
+class Gate(Protocol):
+    """The slots of one limit, as an integration holds them: ``acquire``/``release`` from
+    a thread, ``aacquire``/``arelease`` from an event loop."""
+
+    name: str
+    capacity: int
+
+    def acquire(self) -> None: ...
+
+    def release(self) -> None: ...
+
+    async def aacquire(self) -> None: ...
+
+    async def arelease(self) -> None: ...
 
 
 class Limit:
@@ -108,6 +128,9 @@ class Limit:
             self._used -= 1
             self._cond.notify()
 
+    async def arelease(self) -> None:
+        self.release()
+
     def _hand_over(self, future: asyncio.Future[None]) -> None:
         if future.done():  # cancelled meanwhile: pass the slot on
             self.release()
@@ -146,16 +169,16 @@ def forget(scope: str) -> None:
             del _registry[held]
 
 
-def use(limits: Mapping[str, Limit] | None) -> Token[Mapping[str, Limit] | None]:
+def use(limits: Mapping[str, Gate] | None) -> Token[Mapping[str, Gate] | None]:
     """Make ``limits`` those of the current context (reset with the token returned)."""
     return _current.set(limits)
 
 
-def reset(token: Token[Mapping[str, Limit] | None]) -> None:
+def reset(token: Token[Mapping[str, Gate] | None]) -> None:
     _current.reset(token)
 
 
-def current(name: str) -> Limit | None:
+def current(name: str) -> Gate | None:
     found = _current.get()
     return None if found is None else found.get(name)
 
@@ -181,4 +204,4 @@ async def alimited(name: str, fn: Callable[[], Awaitable[T]]) -> T:
     try:
         return await fn()
     finally:
-        limit.release()
+        await limit.arelease()

@@ -3,8 +3,9 @@
 An engine runs children and reports how each ended. It knows nothing of inputs,
 keys, budgets or the parent run: the fan-out (:mod:`recorder.fanout`) decides what to
 submit and when (it never has more than ``concurrency`` children submitted), and
-writes what comes back. Four calls::
+writes what comes back. Four calls, after an optional start::
 
+    await engine.start(spec)             # get ready (workers, checks); only if a child runs
     engine.submit(spec)                  # start one child (returns at once)
     async for outcome in engine.as_completed():   # outcomes as children end, until
         ...                              #   none is in flight (submit more meanwhile)
@@ -170,6 +171,17 @@ class ChildOutcome:
 
 class Engine(ABC):
     """Runs children; see the module docstring for the protocol."""
+
+    async def start(self, first: ChildSpec) -> None:  # noqa: B027 - optional, no-op here
+        """Get ready to run children like ``first`` (every child of a call has its agent,
+        store and limits): start workers, check that they can load the agent. Called
+        once, before the first :meth:`submit`, and only when some child is to run; an
+        error raised here means no child started."""
+
+    @property
+    def dashboard(self) -> str | None:
+        """Where the engine's own view of its work is (a URL), once started, if any."""
+        return None
 
     @property
     @abstractmethod

@@ -17,7 +17,8 @@ reported, never raised, so that one interrupted fan-out gives one interruption.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from contextvars import Token
 from typing import Any
 
 from .. import limits as _limits
@@ -130,10 +131,24 @@ def _new_run(spec: ChildSpec) -> Run:
     return Run(spec.run_name, inputs=spec.inputs, store=spec.store.resolve(), display=False)
 
 
-async def arun_child(spec: ChildSpec, agent: Callable[..., Any] | None = None) -> ChildOutcome:
-    """Run the child of an async agent (in the current event loop)."""
+def _gates(
+    spec: ChildSpec, limits: Mapping[str, _limits.Gate] | None
+) -> Token[Mapping[str, _limits.Gate] | None]:
+    if limits is not None:
+        return _limits.use(limits)
+    return _limits.use(_limits.shared(spec.scope, spec.limits) if spec.limits else None)
+
+
+async def arun_child(
+    spec: ChildSpec,
+    agent: Callable[..., Any] | None = None,
+    *,
+    limits: Mapping[str, _limits.Gate] | None = None,
+) -> ChildOutcome:
+    """Run the child of an async agent (in the current event loop). ``limits``: the
+    gates its live calls hold (default: this process's limits of the fan-out)."""
     fn = agent or spec.agent.resolve()
-    token = _limits.use(_limits.shared(spec.scope, spec.limits) if spec.limits else None)
+    token = _gates(spec, limits)
     run = _new_run(spec)
     tally = _Tally(spec, run.run_id)
     try:
@@ -162,12 +177,15 @@ def run_child(
     spec: ChildSpec,
     agent: Callable[..., Any] | None = None,
     guard: Callable[[bool], None] | None = None,
+    *,
+    limits: Mapping[str, _limits.Gate] | None = None,
 ) -> ChildOutcome:
     """Run the child of a plain (sync) agent in this thread. ``guard(True)`` is called
     when the child may be interrupted (an engine may then raise KeyboardInterrupt in
-    this thread) and ``guard(False)`` when it no longer may."""
+    this thread) and ``guard(False)`` when it no longer may. ``limits`` as for
+    :func:`arun_child`."""
     fn = agent or spec.agent.resolve()
-    token = _limits.use(_limits.shared(spec.scope, spec.limits) if spec.limits else None)
+    token = _gates(spec, limits)
     run = _new_run(spec)
     tally = _Tally(spec, run.run_id)
     try:

@@ -477,3 +477,54 @@ async def test_a_fully_recorded_fan_out_comes_back_without_running_its_agent(
     assert calls.calls == {} and set(df["status"]) == {"replayed"}
     assert df.loc[7, "result"] == {"total": 24}
     assert elapsed < 2.0
+
+
+# -- choosing an engine ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("engine", "said"),
+    [
+        ("spark", "names no engine; the engines are 'local'"),
+        (42, "takes 'local', 'dask', a distributed.Client or a function"),
+        (None, None),
+        ("local", None),
+    ],
+)
+def test_engine_takes_a_name_a_client_or_a_factory(engine: Any, said: str | None) -> None:
+    if said is None:
+        recorder.fan_out(_same, [1], name="engines", engine=engine)
+        return
+    with pytest.raises(recorder.ConfigError, match=said):
+        recorder.fan_out(_same, [1], name="engines", engine=engine)
+
+
+def test_an_engine_object_is_refused_for_a_factory() -> None:
+    from recorder.engines import LocalEngine
+
+    with pytest.raises(recorder.ConfigError, match=r"engine=lambda: LocalEngine\(...\)"):
+        recorder.fan_out(_same, [1], name="engines", engine=LocalEngine())
+
+
+async def test_a_factory_that_makes_no_engine_is_refused() -> None:
+    fan = recorder.fan_out(_same, [1], name="engines", engine=lambda: "local",
+                           store=recorder.MemoryStore())  # fmt: skip
+    with pytest.raises(recorder.ConfigError, match=r"must return a recorder\.engines\.Engine"):
+        await fan
+
+
+def test_the_core_does_not_import_dask() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, recorder, recorder.fanout, recorder.engines; "
+            "recorder.fan_out(lambda r, x: x, [1], name='x', engine='dask'); "
+            "print(sorted(m for m in sys.modules "
+            "if m.split('.')[0] in ('dask', 'distributed')))")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)  # fmt: skip
+    assert done.stdout.strip() == "[]"
+
+
+def _same(run: recorder.Run, value: Any) -> Any:
+    return value

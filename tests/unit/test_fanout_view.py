@@ -102,6 +102,18 @@ def test_the_panel_escapes_what_children_say() -> None:
     assert "<img" not in page and "&lt;img" in page and "<b>x</b>" not in page
 
 
+def test_the_panel_links_the_engine_dashboard_when_there_is_one() -> None:
+    rows = [_row("a", "running", started_at=1000.0)]
+    plain = snapshot_of("f", rows, elapsed_s=1.0, ended_here=0)
+    assert "recorder-dashboard" not in plain.html() and "dashboard" not in plain.line()
+    link = "http://127.0.0.1:8787/status?a=1&b=<2>"
+    snap = snapshot_of("f", rows, elapsed_s=1.0, ended_here=0, dashboard=link)
+    page = snap.html()
+    assert 'href="http://127.0.0.1:8787/status?a=1&amp;b=&lt;2&gt;"' in page
+    assert "(the Dask dashboard)" in page and page.endswith("</div></div>")
+    assert snap.line().endswith(f"dashboard {link}")
+
+
 def test_numbers_are_for_people() -> None:
     assert [format_usd(v) for v in (0, 3.6000000000000003e-06, 0.0042, 0.123, 1234.5)] == [
         "$0", "<$0.0001", "$0.0042", "$0.12", "$1,234.50"]  # fmt: skip
