@@ -68,22 +68,42 @@ def test_a_suspended_attempt_says_what_it_waits_for(
 # -- %%record ---------------------------------------------------------------------------
 
 
-def test_record_cells_become_with_blocks() -> None:
-    from recorder.integrations.notebook import record_transformer
+def test_record_cells_become_with_blocks(tmp_path: Path) -> None:
+    import ast
+
+    from IPython.core.error import UsageError
+
+    from recorder.integrations.notebook import RecordCell, record_transformer
 
     plain = record_transformer(["%%record triage --inputs {'t': 1}\n", "x = run.step('a', f)\n"])
-    assert plain == [
-        "with __import__('recorder').run('triage', inputs=({'t': 1})) as run:\n",
-        "    x = run.step('a', f)\n",
-    ]
-    awaiting = record_transformer(["%%record agent --mode replay\n", "r = await g()\n", "r"])
-    assert awaiting[0] == "async with __import__('recorder').run('agent', mode='replay') as run:\n"
-    assert awaiting[1:] == ["    r = await g()\n", "    r\n"]
+    assert plain == ["__recorder_cell__('triage', inputs=({'t': 1}))  # %%record triage --inputs "
+                     "{'t': 1}\n", "x = run.step('a', f)\n"]  # fmt: skip
     assert record_transformer(["x = 1\n"]) == ["x = 1\n"]
-    with pytest.raises(SyntaxError, match="needs one run name"):
+    with pytest.raises(UsageError, match="needs one run name"):
         record_transformer(["%%record --mode replay\n", "pass\n"])
-    with pytest.raises(SyntaxError, match="--bogus"):
+    with pytest.raises(UsageError, match="--bogus"):
         record_transformer(["%%record r --bogus 1\n", "pass\n"])
+    with pytest.raises(UsageError, match="'fast' is not a mode: use one of auto, replay, record"):
+        record_transformer(["%%record r --mode fast\n", "pass\n"])
+
+    store = str(tmp_path / "store")
+    source = "".join(record_transformer([
+        f"%%record triage --inputs {{'t': 1}} --store {store}\n",
+        "x = run.step('a', str.upper, 'a')\n",
+        "x + '!'\n",
+    ]))  # fmt: skip
+    tree = RecordCell().visit(ast.parse(source))
+    shown = ast.unparse(tree)
+    assert "with __import__('recorder').run('triage', inputs={'t': 1}," in shown
+    assert shown.splitlines()[-1] == "__recorder_last__"  # the last expression, displayed
+    namespace: dict[str, object] = {}
+    exec(compile(tree, "<cell>", "exec"), namespace)
+    assert namespace["x"] == "A" and namespace["__recorder_last__"] == "A!"
+    awaiting = RecordCell().visit(ast.parse(
+        "__recorder_cell__('agent', mode='replay')\nr = await g()\nr\n"))  # fmt: skip
+    assert "async with __import__('recorder').run('agent', mode='replay') as run:" in ast.unparse(
+        awaiting
+    )
 
 
 def test_runs_render_as_html_tables_without_widgets(store_dir: Path) -> None:
