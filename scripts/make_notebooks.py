@@ -5,7 +5,8 @@
 The notebooks are generated so that they stay short, reviewed as code, and in step
 with the API; ``tests/integration/test_notebooks.py`` executes each one on a real
 kernel. Every notebook starts the fixture servers itself (127.0.0.1 only) and records
-into a temporary store.
+into a store next to it (``notebooks/.recorder``, ignored by git; ``$RECORDER_DIR``
+wins), so "restart the kernel and run all" resumes from what was recorded.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 SETUP = """\
-import os, sys, tempfile
+import os, sys
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"   # litellm's cost map from the package
 sys.path.insert(0, os.path.abspath(".."))              # the repository, for fixtures/
-os.environ.setdefault("RECORDER_DIR", tempfile.mkdtemp(prefix="recorder-notebook-"))
+os.environ.setdefault("RECORDER_DIR", os.path.abspath(".recorder"))  # survives a restart
 import litellm, recorder
 litellm.suppress_debug_info = True"""
 
@@ -72,6 +73,12 @@ assert again == ideas and run.stats.live == 0
 run.to_dataframe()[["attempt", "seq", "kind", "status", "duration_s", "recorded_duration_s"]]"""),
     new_markdown_cell("Every call of every attempt, and the detail of the one you select:"),
     new_code_cell('recorder.show("quickstart")'),
+    new_markdown_cell(
+        "The store lives next to this notebook (`notebooks/.recorder`), so it survives the "
+        "kernel. **Restart the kernel and run all**: every call above replays from it (the "
+        "second cell's view says `0 live`), the model serves nothing, and the run browser "
+        "lists one more attempt per cell. Delete `notebooks/.recorder` to start over."
+    ),
     new_code_cell("server.stop()"),
 ]
 
@@ -91,7 +98,7 @@ import json, signal, subprocess
 from fixtures.agent import TASK, book_flight, policy
 from fixtures.llm_server import LLMServer
 from fixtures.site import FixtureSite
-site = FixtureSite().start()
+site = FixtureSite(preferred_port=8731).start()  # the same URLs after a kernel restart
 server = LLMServer(policy).start()
 model = "openai/fixture-agent"
 llm = dict(model=model, api_base=server.base_url, api_key="sk-local", num_retries=0)"""
@@ -132,9 +139,8 @@ DATAFRAMES = [
         SETUP
         + """
 import pandas as pd
-import matplotlib
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+%matplotlib inline
 from fixtures.llm_server import LLMServer
 server = LLMServer(mode="echo", delay_s=0.05).start()
 llm = dict(model="openai/gpt-4o-mini", api_base=server.base_url, api_key="sk-local",
@@ -252,7 +258,7 @@ from fixtures.agent import book_flight, policy, task_for
 from fixtures.demo import FAN_NAME, ORDER_TURN, booking_key, bookings
 from fixtures.llm_server import LLMServer
 from fixtures.site import FixtureSite
-site = FixtureSite().start()
+site = FixtureSite(preferred_port=8732).start()  # the same URLs after a kernel restart
 server = LLMServer(policy).start()
 model = "openai/fixture-agent"
 llm = dict(model=model, api_base=server.base_url, api_key="sk-local", num_retries=0)
