@@ -116,7 +116,7 @@ def divergence_html(error: _StepMismatch) -> str:
         )
     root = "recorder-diff-" + uuid.uuid4().hex[:12]
     return (
-        f"<div class='recorder-divergence' id='{root}'>"
+        f"<div class='recorder-divergence mathjax_ignore tex2jax_ignore' id='{root}'>"
         f"<style>{_DIFF_CSS.replace('#R', '#' + root)}</style>"
         f"<div class='rv-title'><b style='color:#cf222e'>{html.escape(type(error).__name__)}"
         f"</b>: {title} is not recorded; nearest recorded: {nearest}</div>"
