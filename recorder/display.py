@@ -134,7 +134,8 @@ class Snapshot:
             else ""
         )
         return (
-            '<table class="recorder-live mathjax_ignore tex2jax_ignore" style="font-family:ui-monospace,monospace;'
+            '<table class="recorder-live mathjax_ignore tex2jax_ignore" '
+            'style="font-family:ui-monospace,monospace;'
             f'font-size:12px"><tr>{body}'
             f'<td style="padding:2px 10px"><b class="recorder-outcome" '
             f'style="color:{colour}">{state}</b></td>{note}</tr></table>'

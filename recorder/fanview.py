@@ -135,7 +135,8 @@ class FanSnapshot:
             if self.counts.get(s)
         )
         parts = [
-            '<div class="recorder-fanout mathjax_ignore tex2jax_ignore" style="font-family:ui-monospace,monospace;'
+            '<div class="recorder-fanout mathjax_ignore tex2jax_ignore" '
+            'style="font-family:ui-monospace,monospace;'
             'font-size:12px;line-height:1.5;max-width:900px">',
             f'<div><b>fan-out {e(self.name)}</b> · <b class="recorder-outcome" '
             f'style="color:{colour}">{e(state)}</b> · {e(" · ".join(facts))}</div>',

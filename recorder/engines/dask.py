@@ -268,7 +268,10 @@ class DaskEngine(Engine):
             )
         self._agent = first.agent.portable()
         if self._given is None:
-            options = {"silence_logs": 30, **self._options}  # logging.WARNING
+            # On loopback, a free port for the dashboard (two clusters never collide on
+            # :8787, and nothing listens beyond this machine); the caller's options win.
+            options = {"silence_logs": 30, "host": "127.0.0.1",  # logging.WARNING
+                       "dashboard_address": "127.0.0.1:0", **self._options}  # fmt: skip
             self._cluster = await distributed.LocalCluster(
                 n_workers=self._n_workers,
                 threads_per_worker=self._threads,

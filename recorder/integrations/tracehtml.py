@@ -292,7 +292,8 @@ def render_run(
     name = history.name
     label = f"{name} (attempt {attempt})" if attempt is not None else name
     parts = [
-        f"<div class='recorder-viewer mathjax_ignore tex2jax_ignore' id='{root}' tabindex='0' data-lm-suppress-shortcuts='true'"
+        f"<div class='recorder-viewer mathjax_ignore tex2jax_ignore' id='{root}' tabindex='0'"
+        " data-lm-suppress-shortcuts='true'"
         " style='font-size:13px;line-height:1.45;max-width:100%'>",
         style(root),
         "<div class='rv-head'>",

@@ -251,7 +251,15 @@ async def test_an_agent_the_workers_cannot_import_is_refused_before_any_child(
 
 
 @pytest.mark.browser
-async def test_engine_dask_runs_browser_children_and_leaves_no_chromium(store_dir: Path) -> None:
+async def test_engine_dask_runs_browser_children_and_leaves_no_chromium(
+    store_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import recorder.fanview as fanview
+    import recorder.integrations.notebook as notebook
+
+    panels: list[str] = []  # the notebook panel, as a kernel's display handle would get it
+    monkeypatch.setattr(fanview, "in_notebook", lambda: True)
+    monkeypatch.setattr(notebook, "publisher", lambda: lambda markup, text: panels.append(markup))
     marker = f"RECORDER_DASK_TEST={uuid.uuid4().hex}"
     key, value = marker.split("=")
     os.environ[key] = value  # the cluster's worker processes, and their Chromium, inherit it
@@ -260,9 +268,11 @@ async def test_engine_dask_runs_browser_children_and_leaves_no_chromium(store_di
             items = [{"id": f.id, "site": site.url} for f in CATALOGUE[:8]]
             df = await recorder.fan_out(dask_agents.item_page, items, name="pages",
                                         key=lambda i: i["id"], concurrency=4, store=store_dir,
-                                        engine="dask", display=False)  # fmt: skip
+                                        engine="dask")  # fmt: skip
     finally:
         del os.environ[key]
+    # the panel links the cluster's dashboard (bokeh is installed: the dask extra), on loopback
+    assert 'class="recorder-dashboard"' in panels[-1] and "http://127.0.0.1:" in panels[-1]
     assert set(df["status"]) == {"completed"}, df["error"].tolist()
     first = df.loc[0, "result"]
     assert (first["title"], first["price"]) == (CATALOGUE[0].title, f"EUR {CATALOGUE[0].price}")
