@@ -5,7 +5,8 @@ run, and no Chromium process is left behind (issue 5, point 5).
 
 ipykernel raises KeyboardInterrupt in a plain cell but cancels a top-level-await cell
 (CancelledError); the agent's cell awaits, and a plain cell of LLM calls is interrupted
-too.
+too. Either way the run re-raises the interrupt as one line (recorder.Interrupted /
+recorder.Cancelled, of the same kinds).
 """
 
 from __future__ import annotations
@@ -75,6 +76,14 @@ def line(cell: Any, tag: str) -> Any:
 
 def errors(cell: Any) -> list[str]:
     return [o["ename"] for o in cell.outputs if o["output_type"] == "error"]
+
+
+def one_line(cell: Any) -> str:
+    """The interruption a cell ended with: IPython shows the recorder's one line (its
+    ``_render_traceback_``), not a traceback."""
+    (error,) = [o for o in cell.outputs if o["output_type"] == "error"]
+    assert len(error["traceback"]) == 1, error["traceback"]
+    return str(error["traceback"][0])
 
 
 class Kernel:
@@ -177,7 +186,9 @@ def test_an_interrupted_cell_resumes_in_the_same_kernel(servers: Any, tmp_path: 
             cut = await kernel.run_until(
                 AGENT_CELL, lambda: llm.requests >= start + 6, kernel.client.km.interrupt_kernel
             )
-            assert errors(cut) in (["CancelledError"], ["KeyboardInterrupt"]), cut.outputs
+            # one line (issue 14): recorder.Cancelled for an awaiting cell, where it stopped
+            assert errors(cut) in (["Cancelled"], ["Interrupted"]), cut.outputs
+            assert one_line(cut).startswith("recorder: run 'story' interrupted "), cut.outputs
             recorded = recorded_llm_steps(store, "story")
             assert recorded >= 5
             # Jupyter signals the kernel's whole process group: Playwright's driver and its
@@ -201,7 +212,8 @@ def test_an_interrupted_cell_resumes_in_the_same_kernel(servers: Any, tmp_path: 
                 PLAIN_CELL, lambda: step_records(store, "plain") >= 3,
                 kernel.client.km.interrupt_kernel,
             )  # fmt: skip
-            assert errors(plain) == ["KeyboardInterrupt"], plain.outputs
+            assert errors(plain) == ["Interrupted"], plain.outputs
+            assert one_line(plain).startswith("recorder: run 'plain' interrupted "), plain.outputs
             finished = step_records(store, "plain")
             resumed = await kernel.run(PLAIN_CELL)
             assert errors(resumed) == []
