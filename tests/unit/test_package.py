@@ -53,7 +53,7 @@ def test_all_is_sorted_and_complete() -> None:
                "faults", "display", "retry", "bundle", "rundiff", "pytest_plugin", "quota",
                "memo", "switching", "options", "autoinstall", "forking", "steps", "waits",
                "attempts", "testing", "callsite", "redaction", "sequence",
-               "fanout", "fanview", "engines", "limits", "stores"}  # fmt: skip
+               "fanout", "fanview", "fanlog", "engines", "limits", "stores"}  # fmt: skip
     assert public - modules - {"annotations"} == set(recorder.__all__)
 
 
