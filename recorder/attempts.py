@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from . import memo
 from .call import Attempt, describe_error, write_prebuilt
-from .errors import ConfigError, RecorderError, StoreError, Suspended
+from .display import step_label
+from .errors import ConfigError, RecorderError, StoreError, Suspended, interruption
 from .forking import copy_fork, fork_target
 from .locks import HOST, RunLock, process_start
 from .options import Mode
@@ -260,9 +261,6 @@ def interrupted(run: Run, att: Attempt, exc: BaseException, where: str) -> BaseE
     """The one-line interruption that replaces ``exc`` (a KeyboardInterrupt or a
     CancelledError) once the attempt ended: where it stopped and what a re-run
     replays. ``where`` says how to re-run (``the cell``, ``it``)."""
-    from .display import step_label
-    from .errors import Cancelled, Interrupted
-
     call = att.current
     if call is None:
         at = "before its first step"
@@ -278,10 +276,7 @@ def interrupted(run: Run, att: Attempt, exc: BaseException, where: str) -> BaseE
         f"run {run.name!r} interrupted {at}; run {where} again: {count} recorded {steps} "
         "will replay and the rest goes live."
     )
-    aio = sys.modules.get("asyncio")
-    if aio is not None and isinstance(exc, aio.CancelledError):
-        return Cancelled(message)
-    return Interrupted(message)
+    return interruption(exc, message)
 
 
 def finish_later(pending: Any) -> None:

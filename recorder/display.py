@@ -188,8 +188,7 @@ class View:
 
     def ended(self, event: TraceEvent, stats: RunStats) -> None:
         self._stats = stats
-        if time.monotonic() - self._drawn >= REDRAW_S:
-            self._maybe_draw()
+        self._maybe_draw()
 
     def finished(self, record: AttemptRecord, stats: RunStats, detail: str = "") -> None:
         self._done.set()

@@ -63,6 +63,7 @@ __all__ = [
     "StoreFormatError",
     "Suspended",
     "UnsafeStoreError",
+    "interruption",
 ]
 
 
@@ -243,3 +244,11 @@ class Cancelled(_OneLine, asyncio.CancelledError):
     """The task running the work was cancelled (a notebook's stop button in a cell that
     awaits, a timeout); the message says what was kept and how to resume. Still a
     CancelledError, so ``asyncio.wait_for`` and task groups treat it as theirs."""
+
+
+def interruption(stop: BaseException, message: str) -> Interrupted | Cancelled:
+    """The one-line form of ``stop`` (a KeyboardInterrupt or a CancelledError): of the
+    same kind, saying ``message``."""
+    if isinstance(stop, asyncio.CancelledError):
+        return Cancelled(message)
+    return Interrupted(message)

@@ -42,7 +42,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from .attempts import is_interrupt
-from .errors import Cancelled, ConfigError, EngineLostError, FanOutError, Interrupted, RecorderError
+from .display import in_notebook
+from .errors import ConfigError, EngineLostError, FanOutError, RecorderError, interruption
 from .fanlog import children_of, fill_row, is_fan_out, may_go_on, read_log
 from .keys import canonical, dumps, hash_bytes
 from .locks import holder_alive
@@ -480,10 +481,9 @@ class FanOut:
         )
         shown = self._view is not None
         self._close_view("interrupted", "run the same call again to resume the unfinished")
-        if not shown or not _in_notebook():
+        if not shown or not in_notebook():
             print(f"recorder: {message}", file=sys.stderr, flush=True)
-        cancelled = isinstance(stop, asyncio.CancelledError)
-        return Cancelled(message) if cancelled else Interrupted(message)
+        return interruption(stop, message)
 
     def _lost(self, lost: EngineLostError) -> EngineLostError:
         """The error that ends a call whose engine went away, with the rows as they are."""
@@ -567,12 +567,6 @@ async def _tick(view: FanOutView, every: float) -> None:
     while True:
         await asyncio.sleep(every)
         view.tick()
-
-
-def _in_notebook() -> bool:
-    from .display import in_notebook
-
-    return in_notebook()
 
 
 def _positive(name: str, value: Any) -> int:
