@@ -1015,7 +1015,7 @@ async def test_a_navigation_the_step_queued_lands_in_its_checkpoint(
     """Playwright may return from a step before the navigation it queued lands (here a
     script navigates from a zero-delay timer, to a response held back 300 ms). The
     checkpoint waits for it, so the step's URL is the new one and a resumed run is
-    restored there."""
+    restored there, without running the script again."""
 
     async def held_back(route: Any) -> None:
         await asyncio.sleep(0.3)
@@ -1033,11 +1033,15 @@ async def test_a_navigation_the_step_queued_lands_in_its_checkpoint(
         site.url + "/login",
         site.url + "/search?q=held",
     ]
+    searches = site.hits.get("/search", 0)
     async with recorder.run("queued-navigation", store=store_dir) as run:
         page = await run.new_page()
         await page.goto(site.url + "/login")
         await page.evaluate(script)
         assert "Search flights" in await page.title()  # live, on the restored page
+    # The restore loads the checkpoint's URL once; the script that navigated is not run
+    # again on it (it would queue the same navigation a second time).
+    assert site.hits.get("/search", 0) - searches == 1
 
 
 @on_module_loop

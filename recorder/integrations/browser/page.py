@@ -343,8 +343,8 @@ class PageState:
         meta = record.meta
         url = meta.get("url", self.url)
         if url != self.url or action in NAVIGATIONS:
-            self.window = []
-        if action in REAPPLIED and record.error is None and "effect" not in meta:
+            self.window = []  # what the page did before is gone, and so is what this did
+        elif action in REAPPLIED and record.error is None and "effect" not in meta:
             self.window.append(record)
         self.url = url
         self.checkpoint = meta.get("checkpoint") or self.checkpoint
