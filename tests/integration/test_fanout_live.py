@@ -327,15 +327,19 @@ _CTRL_C_SCRIPT = """
 import asyncio, sys, time
 import recorder
 
+def say(n):  # one write: print() writes the line and its end apart, and threads interleave
+    sys.stdout.write(f"started {n}\\n")
+    sys.stdout.flush()
+
 async def slow(run, n):
     await run.astep("start", lambda v: v, n)
-    print("started", n, flush=True)
+    say(n)
     await asyncio.sleep(60 if n >= 2 else 0)
     return n
 
 def plain(run, n):
     run.step("start", lambda v: v, n)
-    print("started", n, flush=True)
+    say(n)
     deadline = time.monotonic() + (60 if n >= 2 else 0)
     while time.monotonic() < deadline:
         time.sleep(0.01)
