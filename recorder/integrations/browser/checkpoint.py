@@ -79,14 +79,15 @@ def watch_steps(page: Any, context: Any | None) -> Generator[Op, Any, Navigation
     """Start watching ``page``: its navigation requests (Playwright events) and, in every
     document, the page's own announcement that it is leaving (:data:`NAVIGATION_JS`, for
     the context when the recorder made it, else for the page, and in the current
-    document at once)."""
+    document at once, unless it is the blank document of a new page)."""
     watch = NavigationWatch(page)
     if context is not None:
         yield lambda: context.add_init_script(NAVIGATION_JS)
     else:
         yield lambda: page.add_init_script(NAVIGATION_JS)
-    with contextlib.suppress(Exception):  # a page mid-navigation: its next document has it
-        yield lambda: page.evaluate(NAVIGATION_JS)
+    if page.url != "about:blank":  # a new page's next document gets the init script
+        with contextlib.suppress(Exception):  # a page mid-navigation: its next document has it
+            yield lambda: page.evaluate(NAVIGATION_JS)
     return watch
 
 
