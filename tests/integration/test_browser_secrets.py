@@ -124,3 +124,36 @@ async def test_url_tokens_and_passwords_are_redacted_and_replay_still_works(
         await page.get_by_label("Email").fill(EMAIL)
         await page.get_by_label("Password").fill(PASSWORD)
     assert site.requests == requests
+
+
+FIELDS = """
+<input id="plain" type="email">
+<input id="upper" type="PASSWORD">
+<input id="auto" type="text" autocomplete="current-password">
+<input id="pw" type="password">
+<input id="keys" type="password">
+<input id="gone" type="text" oninput="this.remove()">
+"""
+
+
+@on_module_loop
+async def test_typed_text_is_secret_in_password_fields_only(
+    browser_closed_at_end: None, site: FixtureSite, store_dir: Path
+) -> None:
+    """What the recorder takes for a password field: ``type=password`` in any case, an
+    ``autocomplete`` naming a password, by locator, by selector and by the keyboard;
+    a field gone after the typing counts as one (the page cannot tell)."""
+    async with recorder.run("password-fields", store=store_dir) as run:
+        page = await run.new_page()
+        await page.goto(site.url + "/login")
+        await page.evaluate("html => { document.body.innerHTML = html; }", FIELDS)
+        await page.locator("#plain").fill("typed-plain")
+        await page.locator("#upper").fill("typed-upper")
+        await page.get_by_role("textbox").nth(1).fill("typed-auto")  # #auto
+        await page.fill("#pw", "typed-pw")
+        await page.locator("#keys").focus()
+        await page.keyboard.type("typed-keys")
+        await page.locator("#gone").fill("typed-gone")
+    trace = recorder.load("password-fields", store=store_dir).to_dataframe()
+    typed = trace[trace["action"].isin(["fill", "type"])].sort_values("seq")
+    assert typed["hidden"].notna().tolist() == [False, True, True, True, True, True]

@@ -30,7 +30,7 @@ from ...keys import dumps, hash_bytes
 from ...records import StepRecord
 from ...redaction import REDACTED, SECRET_BLOB_FIELDS, redact_value, url_secrets
 from .chains import api_name, resolve
-from .drive import Op
+from .drive import Op, Parallel
 
 if TYPE_CHECKING:
     from ...call import Call
@@ -77,16 +77,22 @@ def is_password_steps(
         target = resolve(page, chain)
         if kind == "Keyboard":
             found = yield lambda: page.evaluate(_FOCUSED_IS_PASSWORD)
-        elif kind in ("Page", "Frame"):
+            return bool(found)
+        if kind in ("Page", "Frame"):
             if not args or not isinstance(args[0], str):
                 return True
-            element = target.locator(args[0])
-            found = yield lambda: element.evaluate(_IS_PASSWORD, timeout=_CHECK_TIMEOUT_MS)
-        else:
-            found = yield lambda: target.evaluate(_IS_PASSWORD, timeout=_CHECK_TIMEOUT_MS)
+            target = target.locator(args[0])
+        # Attributes, not an evaluate: Playwright reads them in its own isolated world,
+        # which the action has just used, while a locator's evaluate would first load
+        # Playwright's script into the page's world (some 50 ms of CPU per document).
+        # Without the tag name, a non-input marked as a password counts as one.
+        kind_of, autocomplete = yield Parallel(
+            lambda: target.get_attribute("type", timeout=_CHECK_TIMEOUT_MS),
+            lambda: target.get_attribute("autocomplete", timeout=_CHECK_TIMEOUT_MS),
+        )
     except Exception:
         return True
-    return bool(found)
+    return (kind_of or "").lower() == "password" or "password" in (autocomplete or "").lower()
 
 
 def _hide_typed(request: Any, chain: list[Any]) -> tuple[Any, list[str]]:
