@@ -8,6 +8,7 @@ the state that follows the program (the current run, the open attempt).
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import os
 import sys
@@ -279,16 +280,22 @@ def interrupted(run: Run, att: Attempt, exc: BaseException, where: str) -> BaseE
     return interruption(exc, message)
 
 
+_finishing: set[asyncio.Future[Any]] = set()
+
+
 def finish_later(pending: Any) -> None:
     """An awaitable cleanup met in a plain ``with`` (an async page used in a sync run
     context, as in a top-level-await notebook cell): hand it to the running loop."""
-    aio = sys.modules.get("asyncio")
     try:
-        loop = aio.get_running_loop() if aio is not None else None
+        asyncio.get_running_loop()
     except RuntimeError:
-        loop = None
-    if loop is not None and aio is not None:
-        aio.ensure_future(pending)
+        running = False
+    else:
+        running = True
+    if running:
+        task = asyncio.ensure_future(pending)
+        _finishing.add(task)  # the loop keeps only a weak reference to a task
+        task.add_done_callback(_finishing.discard)
     elif hasattr(pending, "close"):
         pending.close()
         warnings.warn("a browser context could not be closed: no event loop runs", stacklevel=3)
@@ -297,7 +304,4 @@ def finish_later(pending: Any) -> None:
 def is_interrupt(exc: BaseException) -> bool:
     """KeyboardInterrupt (a plain cell interrupted), CancelledError (a top-level-await
     cell interrupted: ipykernel cancels its task) or GeneratorExit."""
-    if isinstance(exc, KeyboardInterrupt | GeneratorExit):
-        return True
-    aio = sys.modules.get("asyncio")  # not imported: it cannot be a CancelledError
-    return aio is not None and isinstance(exc, aio.CancelledError)
+    return isinstance(exc, KeyboardInterrupt | GeneratorExit | asyncio.CancelledError)

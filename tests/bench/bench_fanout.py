@@ -245,7 +245,7 @@ async def main_async(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     results["replay"] = replay(tmp, args.children)
     results["live"] = await orchestration(tmp, 200, passes=9)
     if not args.no_browser:
-        results["browser"] = await browser_children(tmp, 32, passes=3)
+        results["browser"] = await browser_children(tmp, 32, passes=5)
     return results
 
 

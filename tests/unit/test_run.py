@@ -460,3 +460,29 @@ def test_a_lock_of_this_process_whose_attempt_is_ending_is_taken_over(store_dir:
     second.acquire(2.0)
     assert second.taken_from is not None
     second.release()
+
+
+def test_an_awaitable_closer_met_by_a_plain_with_finishes_on_the_loop(store_dir: Path) -> None:
+    """A plain ``with`` in a running loop (an async page in a top-level-await cell)
+    hands an awaitable cleanup to the loop, which finishes it; with no loop running
+    it is closed unawaited, with a warning that says so."""
+    closed: list[str] = []
+
+    async def close() -> None:
+        await asyncio.sleep(0)
+        closed.append("on the loop")
+
+    async def cell() -> None:
+        with recorder.run("mixed", store=store_dir) as run:
+            run.add_closer(close)
+        assert closed == []
+        for _ in range(3):
+            await asyncio.sleep(0)
+
+    asyncio.run(cell())
+    assert closed == ["on the loop"]
+
+    warned = pytest.warns(UserWarning, match="could not be closed: no event loop runs")
+    with warned, recorder.run("mixed", store=store_dir) as run:
+        run.add_closer(close)
+    assert closed == ["on the loop"]
