@@ -15,6 +15,7 @@ import functools
 import glob
 import os
 import shutil
+import signal
 import threading
 from collections.abc import Generator
 from dataclasses import dataclass
@@ -23,7 +24,8 @@ from typing import Any
 from ...errors import ConfigError, RecorderError
 from .drive import Op
 
-__all__ = ["LAUNCH_ARGS", "BrowserNotFoundError", "find_chromium", "launch_steps", "shutdown"]
+__all__ = ["LAUNCH_ARGS", "BrowserNotFoundError", "driver_pid", "find_chromium", "launch_steps",
+           "shutdown"]  # fmt: skip
 
 LAUNCH_ARGS = (
     "--disable-gpu",
@@ -202,7 +204,8 @@ def _stop_steps(kind: str, shared: _Shared) -> Generator[Op, Any, None]:
         if _shared.get(kind) is shared:
             del _shared[kind]
     if kind == "async" and not _usable_loop(shared):
-        _kill_driver(shared)
+        if shared.loop is None or shared.loop.is_closed() or not shared.loop.is_running():
+            _kill_driver(shared)  # else its loop runs in another thread, which still uses it
         return
     with contextlib.suppress(Exception):
         yield shared.browser.close
@@ -217,14 +220,28 @@ def _usable_loop(shared: _Shared) -> bool:
         return False
 
 
+def driver_pid(playwright: Any) -> int | None:
+    """The process id of the Playwright driver (Node.js) behind ``playwright``, found
+    where Playwright's Python package keeps its pipe: on the client that ``stop``
+    belongs to (1.5x and later), or on the connection (earlier)."""
+    holders = [
+        getattr(getattr(playwright, "_impl_obj", None), "_connection", None),
+        getattr(getattr(playwright.stop, "__self__", None), "_client", None),
+    ]
+    for holder in holders:
+        process = getattr(getattr(holder, "_transport", None), "_proc", None)
+        if process is not None and process.returncode is None:
+            return int(process.pid)
+    return None
+
+
 def _kill_driver(shared: _Shared) -> None:
     """The browser's event loop is gone: end its driver process (Chromium exits
     when the driver's pipe closes)."""
-    with contextlib.suppress(Exception):
-        transport = shared.playwright._impl_obj._connection._transport
-        process = getattr(transport, "_proc", None)
-        if process is not None and process.returncode is None:
-            process.kill()
+    pid = driver_pid(shared.playwright)
+    if pid is not None:
+        with contextlib.suppress(OSError):
+            os.kill(pid, getattr(signal, "SIGKILL", signal.SIGTERM))
 
 
 def shutdown_steps(kind: str) -> Generator[Op, Any, None]:
