@@ -1047,31 +1047,114 @@ async def test_a_navigation_the_step_queued_lands_in_its_checkpoint(
 INCREMENT = "() => { localStorage.n = String((+localStorage.n || 0) + 1); return localStorage.n; }"
 
 
+@pytest.mark.parametrize("click_first", [False, True], ids=["after-goto", "after-click"])
 @on_module_loop
-@pytest.mark.xfail(
-    strict=True,
-    raises=BrowserReexecutionError,
-    reason="known bug: a restore loads the checkpoint taken after an in-page step and then "
-    "re-applies that step, so an evaluate that changed storage lands twice",
-)
 async def test_a_restore_applies_an_in_page_step_once(
-    aio: None, site: FixtureSite, store_dir: Path
+    aio: None, site: FixtureSite, store_dir: Path, click_first: bool
 ) -> None:
     """An ``evaluate`` that changed localStorage is re-applied on restore (it may have
     left marks in the DOM); the state it is re-applied on must be the one from before
-    it, or its effect lands twice. Today the restore starts from the checkpoint taken
-    after it, sees the evaluate give '2' where the record has '1', and stops."""
+    it, or its effect lands twice (the restore would see the evaluate give '2' where
+    the record has '1', and stop). Before it: a ``goto`` (which takes no checkpoint:
+    the restore loads its URL) or a click on the page (which takes one)."""
+
+    async def steps(page: Any) -> None:
+        await page.goto(site.url + "/login")
+        if click_first:
+            await page.locator("label[for=email]").click()
+        assert await page.evaluate(INCREMENT) == "1"
+
     with pytest.raises(KeyboardInterrupt):
         async with recorder.run("applied-once", store=store_dir) as run:
-            page = await run.new_page()
-            await page.goto(site.url + "/login")
-            assert await page.evaluate(INCREMENT) == "1"
+            await steps(await run.new_page())
             raise KeyboardInterrupt
     async with recorder.run("applied-once", store=store_dir) as run:
         page = await run.new_page()
-        await page.goto(site.url + "/login")
-        assert await page.evaluate(INCREMENT) == "1"
+        await steps(page)
         assert await page.evaluate("() => localStorage.n") == "1"  # live, after the restore
+
+
+@on_module_loop
+async def test_a_restore_loads_a_visited_url_once(
+    aio: None, site: FixtureSite, store_dir: Path
+) -> None:
+    """A ``goto`` that was not redirected takes no checkpoint: the restore loads its URL
+    on the state from before it, so what the page does on load (here its script counts
+    visits in localStorage) happens once, as when it was recorded, not on top of a
+    state that already holds it."""
+
+    async def steps(page: Any) -> str:
+        await page.goto(site.url + "/visits")
+        return str(await page.inner_text("#visits"))
+
+    with pytest.raises(KeyboardInterrupt):
+        async with recorder.run("visits", store=store_dir) as run:
+            assert await steps(await run.new_page()) == "1"
+            raise KeyboardInterrupt
+    async with recorder.run("visits", store=store_dir) as run:
+        page = await run.new_page()
+        assert await steps(page) == "1"  # replayed
+        assert await page.inner_text("#visits") == "1"  # live, on the restored page
+    assert site.hits["/visits"] == 2  # recorded once, restored once
+    steps_meta = [s.meta for s in recorder.load("visits", store=store_dir).steps]
+    assert "checkpoint" not in steps_meta[0], "a plain goto takes no checkpoint"
+
+
+@on_module_loop
+async def test_a_sign_in_link_is_not_followed_again_on_resume(
+    aio: None, site: FixtureSite, store_dir: Path
+) -> None:
+    """A redirected ``goto`` keeps its checkpoint: a one-time sign-in link sets the
+    session cookie and redirects, and the restore puts the cookie back and loads the
+    page it led to, without following the spent link again."""
+    link = site.sign_in_link("ada@example.com")
+
+    async def steps(page: Any) -> str:
+        await page.goto(link)
+        return str(await page.inner_text("#signed-in-as"))
+
+    with pytest.raises(KeyboardInterrupt):
+        async with recorder.run("sign-in-link", store=store_dir) as run:
+            assert await steps(await run.new_page()) == "Signed in as ada@example.com"
+            raise KeyboardInterrupt
+    async with recorder.run("sign-in-link", store=store_dir) as run:
+        page = await run.new_page()
+        assert await steps(page) == "Signed in as ada@example.com"  # replayed
+        live = await page.inner_text("#signed-in-as")
+        assert live == "Signed in as ada@example.com", page.url
+    assert site.hits["/magic"] == 1
+
+
+@on_module_loop
+async def test_a_page_is_restored_with_its_context_latest_cookies(
+    aio: None, site: FixtureSite, store_dir: Path
+) -> None:
+    """Cookies belong to the context: a page that goes live after another page of its
+    context signed in gets the session, even though its own last checkpoint is older;
+    its sessionStorage is its own."""
+
+    async def steps(page: Any) -> Any:
+        await page.goto(site.url + "/login")
+        other = await page.context.new_page()
+        await other.goto(site.url + "/storage")
+        await other.click("#save")  # its own checkpoint: signed out, step=checkout
+        await page.fill("#email", "ada@example.com")
+        await page.fill("#password", PASSWORD)
+        await page.click("#sign-in")
+        await page.wait_for_url("**/account")
+        return other
+
+    with pytest.raises(KeyboardInterrupt):
+        async with recorder.run("context-cookies", store=store_dir) as run:
+            await steps(await run.new_page())
+            raise KeyboardInterrupt
+    async with recorder.run("context-cookies", store=store_dir) as run:
+        other = await steps(await run.new_page())  # replayed
+        account = await other.evaluate(
+            "async () => [await (await fetch('/account')).text(), sessionStorage.step]"
+        )  # live: the first live step is the other page's
+    assert "Signed in as ada@example.com" in account[0]
+    assert account[1] == "checkout"
 
 
 @on_module_loop

@@ -54,7 +54,7 @@ may submit."""
 SCREENSHOTS = frozenset({"screenshot"})
 RECORDED = NAVIGATIONS | WAITS | PLAIN_WAITS | ACTIONS | READS | EVALUATES | SCREENSHOTS
 CHANGES_STATE = NAVIGATIONS | WAITS | ACTIONS | EVALUATES
-"""Steps after which a checkpoint is taken."""
+"""Steps after which a checkpoint is taken (but a plain ``goto``: see page._needs_checkpoint)."""
 BUILDERS = frozenset({
     "locator", "get_by_role", "get_by_text", "get_by_label", "get_by_placeholder",
     "get_by_test_id", "get_by_alt_text", "get_by_title", "nth", "filter", "and_", "or_",

@@ -20,6 +20,7 @@ from .drive import Op, Parallel
 
 __all__ = [
     "CHECKPOINT_VERSION",
+    "LOADABLE",
     "NAVIGATION_JS",
     "NavigationWatch",
     "capture_steps",
@@ -73,6 +74,8 @@ _RESTORE_STORAGE_JS = """([session, local]) => {
   for (const [k, v] of local) localStorage.setItem(k, v);
 }"""
 _RESTORE_PATH = "/__recorder_restore_session__"
+LOADABLE = ("http", "https", "file")
+"""URL schemes a restore loads (others, such as ``about:`` and ``data:``, are left)."""
 
 
 def watch_steps(page: Any, context: Any | None) -> Generator[Op, Any, NavigationWatch]:
@@ -239,5 +242,5 @@ def restore_steps(
         finally:
             yield lambda: page.unroute(blank)
     url = checkpoint.get("url") or ""
-    if urlsplit(url).scheme in ("http", "https", "file"):
+    if urlsplit(url).scheme in LOADABLE:
         yield lambda: page.goto(url)

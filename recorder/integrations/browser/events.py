@@ -85,6 +85,9 @@ class Family:
     buffer: list[Pending] = field(default_factory=list)
     log: list[Delivered] = field(default_factory=list)
     root: PageState | None = None
+    checkpoint: str | None = None
+    """The latest checkpoint taken on any of its pages: cookies and localStorage belong
+    to the context, so a restore takes them from here."""
 
 
 # -- the objects handed to the program ----------------------------------------------------

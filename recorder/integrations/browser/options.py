@@ -20,7 +20,7 @@ class BrowserResume(StrEnum):
     """How a page that must go live after replayed steps is brought to the recorded state.
 
     - ``restore`` (default): a fresh context from the last replayed checkpoint (cookies,
-      localStorage, sessionStorage, viewport), the checkpoint's URL, then the in-page
+      localStorage, sessionStorage, viewport), the page's recorded URL, then the in-page
       steps replayed since that page last navigated (form inputs and ``evaluate``),
       each checked against its record;
     - ``reexecute``: run every recorded browser step of the page again, live, from the

@@ -9,9 +9,11 @@ not recorded), or when the program needs something the record cannot answer (an
 unrecorded method, ``unwrap()``, a route, a handler for an unrecorded event). Either
 way :meth:`PageState.live_steps` first brings a real page to the exact state the
 record describes at that point: a context restored from the last replayed checkpoint
-(cookies, storage, viewport), the checkpoint's URL, then the in-page steps replayed
-since that page last navigated (form inputs, ``evaluate``; see ``chains.REAPPLIED``),
-each checked against its record with a short timeout. From then on every step of that
+of its context (cookies, storage, viewport), the page's recorded URL, then the in-page
+steps replayed since that page last navigated (form inputs, ``evaluate``; see
+``chains.REAPPLIED``), each checked against its record with a short timeout. Nothing
+a restore runs again is in the checkpoint it starts from (see ``_needs_checkpoint``
+and ``PageState._track``), so no step lands twice. From then on every step of that
 page runs live (on this attempt; a later attempt replays what this one recorded), so a
 real page never sits elsewhere while replayed steps pretend to move it.
 """
@@ -23,6 +25,7 @@ import json
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from ... import effects
 from ...callsite import caller, warn_at_caller
@@ -297,13 +300,13 @@ class PageState:
         result = _result_of(action, raw)
         password = yield from secret_steps.is_password_steps(page, chain, action, args)
         yield from self._events_steps(meta, blobs)
-        if action in CHANGES_STATE and not page.is_closed():
+        if _needs_checkpoint(chain, action, raw, effect) and not page.is_closed():
             data = yield from checkpoints.capture_steps(
                 page, self.local_by_origin, indexed_db=self.options.indexed_db, watch=self.watch
             )
             ref = hash_bytes(data)
             blobs[ref] = data
-            meta["checkpoint"] = self.checkpoint = ref
+            meta["checkpoint"] = ref
         if action in SCREENSHOTS and isinstance(result, bytes):
             meta["screenshot"] = hash_bytes(result)
         elif self.options.screenshots == Screenshots.EACH_STEP and not page.is_closed():
@@ -314,7 +317,8 @@ class PageState:
         frames = page.frames if not page.is_closed() else []
         if len(frames) > 1:
             meta["frames"] = self.frames = [[f.name, f.url] for f in frames]
-        meta["url"] = self.url = page.url
+        meta["url"] = page.url
+        self._track(action, meta, marked=effect is not None, failed=False)
         written, meta = secret_steps.seal(call, result, meta, blobs, params=self.secret_params,
                                           password=password)  # fmt: skip
         call.commit(written, meta=meta, blobs=blobs)
@@ -336,20 +340,30 @@ class PageState:
         return recorded
 
     def _follow(self, record: StepRecord, action: str) -> None:
-        """Keep what a replayed step tells of the page: URL, checkpoint, frames, and the
-        in-page steps a restore runs again."""
+        """Keep what a replayed step tells of the page (see :meth:`_track`)."""
         if action != "expect":
             self.history.append(record)
         meta = record.meta
+        if self._track(action, meta, marked="effect" in meta, failed=record.error is not None):
+            self.window.append(record)
+
+    def _track(self, action: str, meta: dict[str, Any], *, marked: bool, failed: bool) -> bool:
+        """Keep what a step tells of the page: its URL, its frames and the checkpoint a
+        restore starts from. True when a restore runs the step again (an in-page step
+        since the page last navigated, see chains.REAPPLIED): its own checkpoint is not
+        that start, as the restore runs it on the state before it, so it lands once."""
         url = meta.get("url", self.url)
+        reapplied = False
         if url != self.url or action in NAVIGATIONS:
             self.window = []  # what the page did before is gone, and so is what this did
-        elif action in REAPPLIED and record.error is None and "effect" not in meta:
-            self.window.append(record)
+        else:
+            reapplied = action in REAPPLIED and not marked and not failed
         self.url = url
-        self.checkpoint = meta.get("checkpoint") or self.checkpoint
+        if "checkpoint" in meta and not reapplied:
+            self.checkpoint = self.family.checkpoint = meta["checkpoint"]
         if "frames" in meta:
             self.frames = meta["frames"]
+        return reapplied
 
     def _events_steps(
         self, meta: dict[str, Any], blobs: dict[str, bytes]
@@ -398,20 +412,28 @@ class PageState:
     # -- going live --------------------------------------------------------------------
 
     def _restore_point(self) -> dict[str, Any] | None:
-        """The checkpoint a restore starts from: the page's own, else (a popup or a new
-        page of the context with no state-changing step yet) its opener's state at its
-        own URL."""
-        source, url = self, None
-        if self.checkpoint is None and self.opener is not None:
-            source, url = self.opener, self.url
-        if source.checkpoint is None:
+        """The state a restore starts from: cookies, localStorage and viewport from the
+        latest checkpoint of the page's context (any of its pages), sessionStorage from
+        the page's own latest (none for a page with no checkpoint of its own: a new tab),
+        and the page's recorded URL, where it ended after the checkpoint too (a ``goto``
+        that took none)."""
+        latest = self.family.checkpoint
+        if latest is None:
             return None
-        found: dict[str, Any] = json.loads(
-            self.run.journal.blob(source.checkpoint, step=f"page {source.index} checkpoint")
-        )
-        if url is not None:
-            found["url"] = url
+        found: dict[str, Any] = self._checkpoint(latest)
+        if self.checkpoint is None:
             found["session"] = {}
+        elif self.checkpoint != latest:
+            own = self._checkpoint(self.checkpoint)
+            found["session"] = own.get("session") or {}
+            found["viewport"] = own.get("viewport") or found.get("viewport")
+        found["url"] = self.url
+        return found
+
+    def _checkpoint(self, ref: str) -> dict[str, Any]:
+        found: dict[str, Any] = json.loads(
+            self.run.journal.blob(ref, step=f"page {self.index} checkpoint")
+        )
         return found
 
     def live_steps(self) -> Generator[Op, Any, Any]:
@@ -443,20 +465,21 @@ class PageState:
             context = self.real.context
             yield lambda: context.add_cookies(restore["cookies"])
         page = self.real
-        if restore is not None:
-            self.local_by_origin = {
-                o["origin"]: [[i["name"], i["value"]] for i in o.get("localStorage", [])]
-                for o in restore.get("origins", [])
-            }
-            yield from checkpoints.restore_steps(
-                page, restore, _fulfill(self.kind), local=not self.owned
-            )
+        if opts.resume == BrowserResume.REEXECUTE and self.history:
+            yield from self._reexecute_steps(page, self.history, "re-executing")
+        elif opts.resume == BrowserResume.RESTORE:
+            if restore is not None:
+                self.local_by_origin = {
+                    o["origin"]: [[i["name"], i["value"]] for i in o.get("localStorage", [])]
+                    for o in restore.get("origins", [])
+                }
+                yield from checkpoints.restore_steps(
+                    page, restore, _fulfill(self.kind), local=not self.owned
+                )
+            elif urlsplit(self.url).scheme in checkpoints.LOADABLE and page.url != self.url:
+                yield lambda: page.goto(self.url)  # nothing to restore but the URL
             if self.window:
                 yield from self._reexecute_steps(page, self.window, "restoring")
-        elif opts.resume == BrowserResume.REEXECUTE and self.history:
-            yield from self._reexecute_steps(page, self.history, "re-executing")
-        elif self.url.startswith(("http://", "https://")) and page.url != self.url:
-            yield lambda: page.goto(self.url)  # a popup with no checkpoint of its own
         self.watch = yield from checkpoints.watch_steps(page, page.context if self.owned else None)
         events.listen(self)
         for deferred in self.deferred:
@@ -514,6 +537,23 @@ class PageState:
                     f"{why} page {self.index}: {where} gave {got!r:.160}, the record has "
                     f"{want!r:.160}: the page is not in the recorded state. {hint}"
                 )
+
+
+def _needs_checkpoint(chain: list[Any], action: str, raw: Any, effect: str | None) -> bool:
+    """Whether a live step that succeeded takes a checkpoint: every step that can change
+    state does, except a page's ``goto`` that was not redirected. A restore loads the
+    page's recorded URL anyway, so the answer's cookies and the page's scripts act once,
+    on the state from before the ``goto`` (its own checkpoint would make them act
+    twice). A redirected one takes one: the URL it started from may have set state the
+    recorded one does not (a sign-in link). So does one marked as a side effect.
+    In-page steps take one to see a navigation they started land (a ``select_option``
+    whose change handler submits its form)."""
+    if action not in CHANGES_STATE:
+        return False
+    if action == "goto" and not chain and effect is None:
+        request = getattr(raw, "request", None)
+        return getattr(request, "redirected_from", None) is not None
+    return True
 
 
 def _starter(kind: str) -> Op:
