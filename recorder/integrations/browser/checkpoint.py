@@ -139,8 +139,11 @@ def capture_steps(
     *,
     indexed_db: bool,
     watch: NavigationWatch | None = None,
-) -> Generator[Op, Any, bytes]:
-    """Steps returning the checkpoint of ``page`` as canonical JSON bytes.
+    settle_only: bool = False,
+) -> Generator[Op, Any, bytes | None]:
+    """Steps returning the checkpoint of ``page`` as canonical JSON bytes (with
+    ``settle_only``, None: the page's storage is read and a navigation waited for as
+    below, but not the cookies, and no checkpoint is made).
 
     Cookies come from the context and the current origin's storage from one script in
     the page, read together (two round trips, in parallel with the async API).
@@ -160,7 +163,9 @@ def capture_steps(
     for poll in range(polls + 1):
         seen = watch.seen if watch is not None else 0
         try:
-            if indexed_db:
+            if settle_only:
+                state = yield lambda: page.evaluate(_PAGE_STATE_JS)
+            elif indexed_db:
                 storage, state = yield Parallel(
                     lambda: context.storage_state(indexed_db=True),
                     lambda: page.evaluate(_PAGE_STATE_JS),
@@ -179,12 +184,14 @@ def capture_steps(
         if poll == polls or not (moving or leaving or state["ready"] == "loading"):
             break
         yield lambda: page.wait_for_timeout(_POLL_MS)
+    if not indexed_db and state["origin"].startswith(("http://", "https://")):
+        local_by_origin[state["origin"]] = state["local"]
+    if settle_only:
+        return None
     if indexed_db:
         origins = storage.get("origins", [])
         cookies = storage.get("cookies", [])
     else:
-        if state["origin"].startswith(("http://", "https://")):
-            local_by_origin[state["origin"]] = state["local"]
         origins = [
             {"origin": origin, "localStorage": [{"name": k, "value": v} for k, v in items]}
             for origin, items in sorted(local_by_origin.items())

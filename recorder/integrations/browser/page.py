@@ -302,11 +302,18 @@ class PageState:
         yield from self._events_steps(meta, blobs)
         if _needs_checkpoint(chain, action, raw, effect) and not page.is_closed():
             data = yield from checkpoints.capture_steps(
-                page, self.local_by_origin, indexed_db=self.options.indexed_db, watch=self.watch
-            )
-            ref = hash_bytes(data)
-            blobs[ref] = data
-            meta["checkpoint"] = ref
+                page, self.local_by_origin, indexed_db=self.options.indexed_db,
+                watch=self.watch, settle_only=_reapplies(action, effect),
+            )  # fmt: skip
+            if data is None and page.url != self.url:  # an in-page step that navigated
+                data = yield from checkpoints.capture_steps(
+                    page, self.local_by_origin, indexed_db=self.options.indexed_db,
+                    watch=self.watch,
+                )  # fmt: skip
+            if data is not None:
+                ref = hash_bytes(data)
+                blobs[ref] = data
+                meta["checkpoint"] = ref
         if action in SCREENSHOTS and isinstance(result, bytes):
             meta["screenshot"] = hash_bytes(result)
         elif self.options.screenshots == Screenshots.EACH_STEP and not page.is_closed():
@@ -357,7 +364,7 @@ class PageState:
         if url != self.url or action in NAVIGATIONS:
             self.window = []  # what the page did before is gone, and so is what this did
         else:
-            reapplied = action in REAPPLIED and not marked and not failed
+            reapplied = _reapplies(action, "effect" if marked else None) and not failed
         self.url = url
         if "checkpoint" in meta and not reapplied:
             self.checkpoint = self.family.checkpoint = meta["checkpoint"]
@@ -539,6 +546,12 @@ class PageState:
                 )
 
 
+def _reapplies(action: str, effect: str | None) -> bool:
+    """Whether a restore runs the step again when the page has not navigated since (see
+    chains.REAPPLIED; never a step marked as a side effect)."""
+    return action in REAPPLIED and effect is None
+
+
 def _needs_checkpoint(chain: list[Any], action: str, raw: Any, effect: str | None) -> bool:
     """Whether a live step that succeeded takes a checkpoint: every step that can change
     state does, except a page's ``goto`` that was not redirected. A restore loads the
@@ -546,8 +559,9 @@ def _needs_checkpoint(chain: list[Any], action: str, raw: Any, effect: str | Non
     on the state from before the ``goto`` (its own checkpoint would make them act
     twice). A redirected one takes one: the URL it started from may have set state the
     recorded one does not (a sign-in link). So does one marked as a side effect.
-    In-page steps take one to see a navigation they started land (a ``select_option``
-    whose change handler submits its form)."""
+    An in-page step a restore runs again (:func:`_reapplies`) has its page's state read
+    to see a navigation it started land (a ``select_option`` whose change handler
+    submits its form), and takes a checkpoint only if it navigated."""
     if action not in CHANGES_STATE:
         return False
     if action == "goto" and not chain and effect is None:

@@ -30,7 +30,7 @@ from ...keys import dumps, hash_bytes
 from ...records import StepRecord
 from ...redaction import REDACTED, SECRET_BLOB_FIELDS, redact_value, url_secrets
 from .chains import api_name, resolve
-from .drive import Op, Parallel
+from .drive import Op
 
 if TYPE_CHECKING:
     from ...call import Call
@@ -43,12 +43,17 @@ SECRET_FIELD = SECRET_BLOB_FIELDS[1]
 TYPED = frozenset({"fill", "type", "press_sequentially", "insert_text"})
 """Actions whose text lands in the element they target (the focused one for the
 keyboard): a password field's is a secret."""
-_CHECK_TIMEOUT_MS = 2_000
 
 _IS_PASSWORD = (
     "e => !!e && e.tagName === 'INPUT' && (e.type === 'password' || "
     "/password/i.test(e.getAttribute('autocomplete') || ''))"
 )
+_LOWER = "'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz'"
+_NOT_PASSWORD = (
+    f"xpath=self::*[not(translate(@type, {_LOWER}) = 'password' or "
+    f"contains(translate(@autocomplete, {_LOWER}), 'password'))]"
+)
+"""The element itself, unless it is a password field (XPath 1.0 has no lower-case)."""
 _FOCUSED_IS_PASSWORD = (
     "() => { let e = document.activeElement; "
     "for (;;) { const inner = e && ((e.shadowRoot && e.shadowRoot.activeElement) || "
@@ -82,17 +87,16 @@ def is_password_steps(
             if not args or not isinstance(args[0], str):
                 return True
             target = target.locator(args[0])
-        # Attributes, not an evaluate: Playwright reads them in its own isolated world,
+        # One selector, not an evaluate: Playwright matches it in its own isolated world,
         # which the action has just used, while a locator's evaluate would first load
         # Playwright's script into the page's world (some 50 ms of CPU per document).
-        # Without the tag name, a non-input marked as a password counts as one.
-        kind_of, autocomplete = yield Parallel(
-            lambda: target.get_attribute("type", timeout=_CHECK_TIMEOUT_MS),
-            lambda: target.get_attribute("autocomplete", timeout=_CHECK_TIMEOUT_MS),
-        )
+        # It finds the element only when it is not a password field, so an element gone
+        # since the action counts as one too. Without the tag name, a non-input marked
+        # as a password counts as one.
+        plain = yield target.locator(_NOT_PASSWORD).count
     except Exception:
         return True
-    return (kind_of or "").lower() == "password" or "password" in (autocomplete or "").lower()
+    return not plain
 
 
 def _hide_typed(request: Any, chain: list[Any]) -> tuple[Any, list[str]]:
