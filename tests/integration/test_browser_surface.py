@@ -1044,6 +1044,40 @@ async def test_a_navigation_the_step_queued_lands_in_its_checkpoint(
     assert site.hits.get("/search", 0) - searches == 1
 
 
+@on_module_loop
+async def test_the_navigation_watch_hears_navigations_without_subscribing(
+    aio: None, site: FixtureSite, store_dir: Path
+) -> None:
+    """The checkpoint's navigation watch hears a page's navigation requests (Playwright's
+    driver sends them unasked) from start to landing, without subscribing to the page's
+    requests: the program's own ``page.on("request")`` still subscribes and hears every
+    request, the stylesheet too."""
+    heard: list[str] = []
+
+    async def held_back(route: Any) -> None:
+        await asyncio.sleep(0.3)
+        await route.continue_()
+
+    async with recorder.run("watch", store=store_dir) as run:
+        page = await run.new_page()
+        await page.goto(site.url + "/login")
+        real = await page.unwrap()
+        watch = page._state.watch
+        assert watch is not None
+        real.on("request", lambda request: heard.append(request.url))
+        await real.route("**/search*", held_back)
+        seen = watch.seen
+        await real.evaluate("() => { location.href = '/search?q=held'; }")
+        for _ in range(100):
+            if watch.pending:
+                break
+            await asyncio.sleep(0.01)
+        assert watch.pending and watch.seen == seen + 1, "the navigation was not heard"
+        await real.wait_for_url("**/search?q=held")
+        assert not watch.pending
+    assert site.url + "/static/site.css" in heard, heard
+
+
 INCREMENT = "() => { localStorage.n = String((+localStorage.n || 0) + 1); return localStorage.n; }"
 
 

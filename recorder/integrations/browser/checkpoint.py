@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -105,13 +105,14 @@ class NavigationWatch:
     """
 
     def __init__(self, page: Any) -> None:
-        self.page = page
         self.pending: set[Any] = set()
         self.seen = 0
-        page.on("request", self._request)
-        page.on("requestfinished", self._finished)
-        page.on("requestfailed", self._finished)
-        page.on("framenavigated", self._navigated)
+        self.page = _listen_quietly(page, {
+            "request": self._request,
+            "requestfinished": self._finished,
+            "requestfailed": self._finished,
+            "framenavigated": self._navigated,
+        })  # fmt: skip
 
     def _request(self, request: Any) -> None:
         if request.is_navigation_request() and request.frame == self.page.main_frame:
@@ -126,6 +127,34 @@ class NavigationWatch:
     def _navigated(self, frame: Any) -> None:
         if frame == self.page.main_frame:
             self.pending.clear()
+
+
+def _listen_quietly(page: Any, listeners: dict[str, Callable[[Any], None]]) -> Any:
+    """Hear ``listeners``' events of ``page`` without asking Playwright's driver for
+    more events, and return the object they hear from (Playwright's own page object:
+    its requests and frames are Playwright's own too, compared with its ``main_frame``).
+
+    The driver sends every navigation request of a page (and its redirects, finish or
+    failure) whatever the client listens to; ``page.on("request")`` would add a call
+    per event and make the driver send every other request of the page as well, for
+    nothing the watch uses. So the page's ``emit`` is wrapped, which leaves its
+    listeners as they were: a ``page.on("request")`` of the program still subscribes.
+    Where Playwright's internals differ, ``page.on``."""
+    impl = getattr(page, "_impl_obj", None)
+    emit = getattr(impl, "emit", None)
+    if impl is None or emit is None or not hasattr(impl, "main_frame"):
+        for event, listener in listeners.items():
+            page.on(event, listener)
+        return page
+
+    def heard(event: Any, *args: Any, **kwargs: Any) -> Any:
+        listener = listeners.get(event) if isinstance(event, str) else None
+        if listener is not None and args:
+            listener(args[0])
+        return emit(event, *args, **kwargs)
+
+    impl.emit = heard
+    return impl
 
 
 def _is_navigation_race(error: Exception) -> bool:
