@@ -18,7 +18,7 @@ Rows:
   reopened, replayed, and its page brought to state (checkpoint, then the in-page steps
   since the last navigation run again) at its first live browser step, against doing
   the same browser work by hand;
-- ``recording overhead``: a live step through the recorder (checkpoint included) minus
+- ``recording overhead``: a live step through the recorder (state read included) minus
   the same Playwright call made directly, interleaved pairs.
 """
 
@@ -341,7 +341,7 @@ def report(r: dict[str, Any]) -> list[tuple[str, bool, str]]:
          "start+launch+restore+goto+the same in-page steps",
          r["resume_to_first_live"] <= 1.3 * r["bare_start_restore"],
          f"{r['resume_to_first_live'] / r['bare_start_restore']:.2f}x"),
-        ("recording adds under 10 ms to a live browser step (checkpoint included)",
+        ("recording adds under 10 ms to a live browser step (state read included)",
          r["recording_overhead"] < 0.010, ms(r["recording_overhead"]).strip()),
     ]  # fmt: skip
     return checks
@@ -367,7 +367,7 @@ def main() -> int:
             "bare: start Playwright + launch + restore context + goto + the in-page steps",
         ),
         ("live_direct_step", "live fill, Playwright directly"),
-        ("live_recorded_step", "live fill, recorded (with checkpoint)"),
+        ("live_recorded_step", "live fill, recorded (with the state read after it)"),
         ("recording_overhead", "recording overhead per live step (median of pairs)"),
     ]:
         print(f"| {label} | {ms(results[key])} |")
