@@ -1078,6 +1078,25 @@ async def test_the_navigation_watch_hears_navigations_without_subscribing(
     assert site.url + "/static/site.css" in heard, heard
 
 
+async def resumed(
+    name: str,
+    store_dir: Path,
+    steps: Callable[[Any], Awaitable[Any]],
+    live: Callable[[Any], Awaitable[Any]],
+) -> tuple[Any, Any, Any]:
+    """``steps(page)`` in a run interrupted right after them, then the resumed run: the
+    same steps (replayed), then ``live(their result or the page)``, its first live step.
+    Gives what the steps gave recorded, replayed, and what ``live`` gave."""
+    with pytest.raises(KeyboardInterrupt):
+        async with recorder.run(name, store=store_dir) as run:
+            recorded = await steps(await run.new_page())
+            raise KeyboardInterrupt
+    async with recorder.run(name, store=store_dir) as run:
+        page = await run.new_page()
+        replayed = await steps(page)
+        return recorded, replayed, await live(page if replayed is None else replayed)
+
+
 INCREMENT = "() => { localStorage.n = String((+localStorage.n || 0) + 1); return localStorage.n; }"
 
 
@@ -1098,14 +1117,10 @@ async def test_a_restore_applies_an_in_page_step_once(
             await page.locator("label[for=email]").click()
         assert await page.evaluate(INCREMENT) == "1"
 
-    with pytest.raises(KeyboardInterrupt):
-        async with recorder.run("applied-once", store=store_dir) as run:
-            await steps(await run.new_page())
-            raise KeyboardInterrupt
-    async with recorder.run("applied-once", store=store_dir) as run:
-        page = await run.new_page()
-        await steps(page)
-        assert await page.evaluate("() => localStorage.n") == "1"  # live, after the restore
+    def read(page: Any) -> Awaitable[Any]:
+        return page.evaluate("() => localStorage.n")
+
+    assert (await resumed("applied-once", store_dir, steps, read))[2] == "1"
 
 
 @on_module_loop
@@ -1117,18 +1132,14 @@ async def test_a_restore_loads_a_visited_url_once(
     visits in localStorage) happens once, as when it was recorded, not on top of a
     state that already holds it."""
 
-    async def steps(page: Any) -> str:
+    async def steps(page: Any) -> Any:
         await page.goto(site.url + "/visits")
-        return str(await page.inner_text("#visits"))
+        assert await page.inner_text("#visits") == "1"
 
-    with pytest.raises(KeyboardInterrupt):
-        async with recorder.run("visits", store=store_dir) as run:
-            assert await steps(await run.new_page()) == "1"
-            raise KeyboardInterrupt
-    async with recorder.run("visits", store=store_dir) as run:
-        page = await run.new_page()
-        assert await steps(page) == "1"  # replayed
-        assert await page.inner_text("#visits") == "1"  # live, on the restored page
+    def read(page: Any) -> Awaitable[Any]:
+        return page.inner_text("#visits")
+
+    assert (await resumed("visits", store_dir, steps, read))[2] == "1"
     assert site.hits["/visits"] == 2  # recorded once, restored once
     steps_meta = [s.meta for s in recorder.load("visits", store=store_dir).steps]
     assert "checkpoint" not in steps_meta[0], "a plain goto takes no checkpoint"
@@ -1143,19 +1154,15 @@ async def test_a_sign_in_link_is_not_followed_again_on_resume(
     page it led to, without following the spent link again."""
     link = site.sign_in_link("ada@example.com")
 
-    async def steps(page: Any) -> str:
+    async def steps(page: Any) -> None:
         await page.goto(link)
-        return str(await page.inner_text("#signed-in-as"))
+        assert await page.inner_text("#signed-in-as") == "Signed in as ada@example.com"
 
-    with pytest.raises(KeyboardInterrupt):
-        async with recorder.run("sign-in-link", store=store_dir) as run:
-            assert await steps(await run.new_page()) == "Signed in as ada@example.com"
-            raise KeyboardInterrupt
-    async with recorder.run("sign-in-link", store=store_dir) as run:
-        page = await run.new_page()
-        assert await steps(page) == "Signed in as ada@example.com"  # replayed
-        live = await page.inner_text("#signed-in-as")
-        assert live == "Signed in as ada@example.com", page.url
+    def read(page: Any) -> Awaitable[Any]:
+        return page.inner_text("#signed-in-as")
+
+    live = (await resumed("sign-in-link", store_dir, steps, read))[2]
+    assert live == "Signed in as ada@example.com"
     assert site.hits["/magic"] == 1
 
 
@@ -1178,15 +1185,12 @@ async def test_a_page_is_restored_with_its_context_latest_cookies(
         await page.wait_for_url("**/account")
         return other
 
-    with pytest.raises(KeyboardInterrupt):
-        async with recorder.run("context-cookies", store=store_dir) as run:
-            await steps(await run.new_page())
-            raise KeyboardInterrupt
-    async with recorder.run("context-cookies", store=store_dir) as run:
-        other = await steps(await run.new_page())  # replayed
-        account = await other.evaluate(
+    def read(other: Any) -> Awaitable[Any]:  # the first live step is the other page's
+        return other.evaluate(
             "async () => [await (await fetch('/account')).text(), sessionStorage.step]"
-        )  # live: the first live step is the other page's
+        )
+
+    account = (await resumed("context-cookies", store_dir, steps, read))[2]
     assert "Signed in as ada@example.com" in account[0]
     assert account[1] == "checkout"
 
