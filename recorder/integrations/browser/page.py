@@ -300,7 +300,7 @@ class PageState:
         result = _result_of(action, raw)
         password = yield from secret_steps.is_password_steps(page, chain, action, args)
         yield from self._events_steps(meta, blobs)
-        if _needs_checkpoint(chain, action, raw, effect) and not page.is_closed():
+        if _needs_checkpoint(chain, action, raw, effect, page, self.watch) and not page.is_closed():
             data = yield from checkpoints.capture_steps(
                 page, self.local_by_origin, indexed_db=self.options.indexed_db,
                 watch=self.watch, settle_only=_reapplies(action, effect),
@@ -552,21 +552,30 @@ def _reapplies(action: str, effect: str | None) -> bool:
     return action in REAPPLIED and effect is None
 
 
-def _needs_checkpoint(chain: list[Any], action: str, raw: Any, effect: str | None) -> bool:
+def _needs_checkpoint(
+    chain: list[Any],
+    action: str,
+    raw: Any,
+    effect: str | None,
+    page: Any,
+    watch: checkpoints.NavigationWatch | None,
+) -> bool:
     """Whether a live step that succeeded takes a checkpoint: every step that can change
-    state does, except a page's ``goto`` that was not redirected. A restore loads the
-    page's recorded URL anyway, so the answer's cookies and the page's scripts act once,
-    on the state from before the ``goto`` (its own checkpoint would make them act
-    twice). A redirected one takes one: the URL it started from may have set state the
-    recorded one does not (a sign-in link). So does one marked as a side effect.
+    state does, except a page's ``goto`` that landed where it was sent. A restore loads
+    the page's recorded URL anyway, so the answer's cookies and the page's scripts act
+    once, on the state from before the ``goto`` (its own checkpoint would make them act
+    twice). One that was redirected, or whose page has moved on or is moving on (a
+    script's redirect), takes one: the URL it started from may have set state the one
+    it ends on does not (a sign-in link). So does one marked as a side effect.
     An in-page step a restore runs again (:func:`_reapplies`) has its page's state read
     to see a navigation it started land (a ``select_option`` whose change handler
     submits its form), and takes a checkpoint only if it navigated."""
     if action not in CHANGES_STATE:
         return False
-    if action == "goto" and not chain and effect is None:
-        request = getattr(raw, "request", None)
-        return getattr(request, "redirected_from", None) is not None
+    if action == "goto" and not chain and effect is None and raw is not None:
+        redirected = raw.request.redirected_from is not None
+        moving = page.url != raw.url or (watch is not None and bool(watch.pending))
+        return redirected or moving
     return True
 
 
