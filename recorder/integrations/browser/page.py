@@ -140,7 +140,6 @@ class PageState:
         kind: str,
         family: events.Family,
         *,
-        opener: PageState | None = None,
         url: str = "about:blank",
     ) -> None:
         self.run = run
@@ -148,7 +147,6 @@ class PageState:
         self.index = index
         self.kind = kind
         self.family = family
-        self.opener = opener
         self.options: Browser = browser_options(run.browser)
         self.secret_params = secret_params(self.options.secret_params)
         self.last_key: str | None = None
@@ -207,7 +205,7 @@ class PageState:
         if index is not None and index in family.pages:
             return family.pages[index]
         index = next_index(self.run, index)
-        state = PageState(self.run, index, self.kind, family, opener=self, url=url)
+        state = PageState(self.run, index, self.kind, family, url=url)
         page = RecordedPage(state)
         family.pages[index] = page
         if real is not None:
@@ -301,15 +299,13 @@ class PageState:
         password = yield from secret_steps.is_password_steps(page, chain, action, args)
         yield from self._events_steps(meta, blobs)
         if _needs_checkpoint(chain, action, raw, effect, page, self.watch) and not page.is_closed():
-            data = yield from checkpoints.capture_steps(
-                page, self.local_by_origin, indexed_db=self.options.indexed_db,
-                watch=self.watch, settle_only=_reapplies(action, effect),
+            capture = functools.partial(
+                checkpoints.capture_steps, page, self.local_by_origin,
+                indexed_db=self.options.indexed_db, watch=self.watch,
             )  # fmt: skip
+            data = yield from capture(settle_only=_reapplies(action, effect is not None))
             if data is None and page.url != self.url:  # an in-page step that navigated
-                data = yield from checkpoints.capture_steps(
-                    page, self.local_by_origin, indexed_db=self.options.indexed_db,
-                    watch=self.watch,
-                )  # fmt: skip
+                data = yield from capture()
             if data is not None:
                 ref = hash_bytes(data)
                 blobs[ref] = data
@@ -364,7 +360,7 @@ class PageState:
         if url != self.url or action in NAVIGATIONS:
             self.window = []  # what the page did before is gone, and so is what this did
         else:
-            reapplied = _reapplies(action, "effect" if marked else None) and not failed
+            reapplied = _reapplies(action, marked) and not failed
         self.url = url
         if "checkpoint" in meta and not reapplied:
             self.checkpoint = self.family.checkpoint = meta["checkpoint"]
@@ -427,17 +423,17 @@ class PageState:
         latest = self.family.checkpoint
         if latest is None:
             return None
-        found: dict[str, Any] = self._checkpoint(latest)
+        found: dict[str, Any] = self._load_checkpoint(latest)
         if self.checkpoint is None:
             found["session"] = {}
         elif self.checkpoint != latest:
-            own = self._checkpoint(self.checkpoint)
+            own = self._load_checkpoint(self.checkpoint)
             found["session"] = own.get("session") or {}
             found["viewport"] = own.get("viewport") or found.get("viewport")
         found["url"] = self.url
         return found
 
-    def _checkpoint(self, ref: str) -> dict[str, Any]:
+    def _load_checkpoint(self, ref: str) -> dict[str, Any]:
         found: dict[str, Any] = json.loads(
             self.run.journal.blob(ref, step=f"page {self.index} checkpoint")
         )
@@ -546,10 +542,10 @@ class PageState:
                 )
 
 
-def _reapplies(action: str, effect: str | None) -> bool:
+def _reapplies(action: str, marked: bool) -> bool:
     """Whether a restore runs the step again when the page has not navigated since (see
-    chains.REAPPLIED; never a step marked as a side effect)."""
-    return action in REAPPLIED and effect is None
+    chains.REAPPLIED; never one ``marked`` as a side effect)."""
+    return action in REAPPLIED and not marked
 
 
 def _needs_checkpoint(
