@@ -1008,14 +1008,29 @@ async def test_wrapped_page_url_replays_the_recorded_url(
         assert page.url == live
 
 
+@pytest.fixture(params=["devtools", "page script"])
+def leaving_word(request: Any, monkeypatch: pytest.MonkeyPatch) -> str:
+    """How a watched page says it is leaving: its DevTools session (Chromium), or, where
+    none opens (another browser, faked here), the script installed in its documents."""
+    if request.param == "page script":
+        from playwright.async_api import BrowserContext
+
+        async def refused(self: Any, page: Any) -> Any:
+            raise RuntimeError("CDP session is only available in Chromium")
+
+        monkeypatch.setattr(BrowserContext, "new_cdp_session", refused)
+    return str(request.param)
+
+
 @on_module_loop
 async def test_a_navigation_the_step_queued_lands_in_its_checkpoint(
-    aio: None, site: FixtureSite, store_dir: Path
+    aio: None, site: FixtureSite, store_dir: Path, leaving_word: str
 ) -> None:
     """Playwright may return from a step before the navigation it queued lands (here a
     script navigates from a zero-delay timer, to a response held back 300 ms). The
     checkpoint waits for it, so the step's URL is the new one and a resumed run is
-    restored there, without running the script again."""
+    restored there, without running the script again. In Chromium the recorder adds no
+    script to the page for this; elsewhere it does."""
 
     async def held_back(route: Any) -> None:
         await asyncio.sleep(0.3)
@@ -1028,6 +1043,9 @@ async def test_a_navigation_the_step_queued_lands_in_its_checkpoint(
             await page.goto(site.url + "/login")
             await (await page.unwrap()).route("**/search*", held_back)
             await page.evaluate(script)
+            real = await page.unwrap()
+            added = await real.evaluate("() => typeof window.__recorderNavigation")
+            assert added == ("object" if leaving_word == "page script" else "undefined")
             raise KeyboardInterrupt
     assert last_attempt(store_dir, "queued-navigation")["url"].tolist() == [
         site.url + "/login",
@@ -1075,7 +1093,36 @@ async def test_the_navigation_watch_hears_navigations_without_subscribing(
         assert watch.pending and watch.seen == seen + 1, "the navigation was not heard"
         await real.wait_for_url("**/search?q=held")
         assert not watch.pending
+        # The page's own word that it is leaving comes on the session the state is read
+        # through, ahead of the answer to anything that runs after it: no race.
+        assert watch.session is not None and watch.leaving is None
+        await watch.session.send("Runtime.evaluate", {"expression": "location.href = '/login'"})
+        assert watch.leaving == site.url + "/login"
+        await real.wait_for_url("**/login")
+        await watch.session.send("Runtime.evaluate", {"expression": "1"})  # in the new one
+        assert watch.leaving is None
     assert site.url + "/static/site.css" in heard, heard
+
+
+@on_module_loop
+async def test_a_navigation_answered_with_no_content_is_not_waited_for(
+    aio: None, site: FixtureSite, store_dir: Path
+) -> None:
+    """A step whose navigation gets a 204 answer leaves the page where it was: the
+    page's word that it was leaving is taken back when its loading stops, so the step's
+    checkpoint does not wait for a document that never comes (nor do later steps)."""
+    async with recorder.run("no-content", store=store_dir) as run:
+        page = await run.new_page()
+        await page.goto(site.url + "/login")
+        real = await page.unwrap()
+        await real.route("**/no-content", lambda route: route.fulfill(status=204))
+        watch = page._state.watch
+        assert watch is not None and watch.session is not None
+        await page.evaluate("() => { setTimeout(() => { location.href = '/no-content' }, 0) }")
+        assert page.url == site.url + "/login"
+        assert watch.leaving is None and not watch.pending
+        await page.locator("#email").fill("a@example.com")
+        assert watch.leaving is None
 
 
 async def resumed(

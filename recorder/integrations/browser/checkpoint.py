@@ -11,12 +11,13 @@ traces, exports or CLI output.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 from collections.abc import Callable, Generator
 from typing import Any
 from urllib.parse import urlsplit
 
-from .drive import Op, Parallel
+from .drive import Op, Parallel, together
 
 __all__ = [
     "CHECKPOINT_VERSION",
@@ -54,10 +55,11 @@ _PAGE_STATE_JS = """async () => {
           leaving: nav ? nav.leaving : null};
 }"""
 
-# Installed in every document of a watched page: the Navigation API's "navigate" event
-# fires in the page, synchronously, when the document starts a navigation away (a form
-# submitted, location assigned, a link followed), before any network event reaches
-# Playwright; the capture reads it to know the document is about to be replaced.
+# Where no DevTools session can be opened (not Chromium), installed in every document of
+# a watched page: the Navigation API's "navigate" event fires in the page, synchronously,
+# when the document starts a navigation away (a form submitted, location assigned, a link
+# followed), before any network event reaches Playwright; the capture reads it to know
+# the document is about to be replaced.
 NAVIGATION_JS = """(() => {
   if (window.__recorderNavigation || !window.navigation) return;
   const state = window.__recorderNavigation = {leaving: null};
@@ -68,6 +70,12 @@ NAVIGATION_JS = """(() => {
 _LEAVING_POLLS = 50
 """Polls (of _POLL_MS) a document that announced it is leaving is waited for when no
 navigation request follows (a download, a 204 answer, a navigation the page cancelled)."""
+_NAVIGATION_EVENTS = (
+    "Page.frameRequestedNavigation",
+    "Page.frameStartedLoading",
+    "Page.frameNavigated",
+    "Page.frameStoppedLoading",
+)
 
 _RESTORE_STORAGE_JS = """([session, local]) => {
   for (const [k, v] of session) sessionStorage.setItem(k, v);
@@ -79,40 +87,87 @@ LOADABLE = ("http", "https", "file")
 
 
 def watch_steps(page: Any, context: Any | None) -> Generator[Op, Any, NavigationWatch]:
-    """Start watching ``page``: its navigation requests (Playwright events) and, in every
-    document, the page's own announcement that it is leaving (:data:`NAVIGATION_JS`, for
-    the context when the recorder made it, else for the page, and in the current
-    document at once, unless it is the blank document of a new page)."""
+    """Start watching ``page`` (see :class:`NavigationWatch`); ``context`` is the page's
+    context when the recorder made it."""
     watch = NavigationWatch(page)
-    if context is not None:
-        yield lambda: context.add_init_script(NAVIGATION_JS)
-    else:
-        yield lambda: page.add_init_script(NAVIGATION_JS)
-    if page.url != "about:blank":  # a new page's next document gets the init script
-        with contextlib.suppress(Exception):  # a page mid-navigation: its next document has it
-            yield lambda: page.evaluate(NAVIGATION_JS)
+    yield from watch.attach_steps(page, context)
     return watch
 
 
 class NavigationWatch:
-    """Follows a real page's main-frame navigations through Playwright's events, so a
-    capture can tell that the step it follows started one that has not landed yet.
+    """Follows a real page's main-frame navigations, so a capture can tell that the step
+    it follows started one that has not landed yet.
 
     Playwright no longer promises that ``click`` or ``press`` return after the
     navigation they cause (a form posted from a click handler, a redirect in a timer):
     without this a checkpoint could hold the page before the navigation, and a resumed
     run would be restored to it (signed out, on the old URL).
+
+    Two sources: Playwright's events for the page's navigation requests (``pending``,
+    ``seen``), and, from :meth:`attach_steps` on, the page's own word that its document
+    is leaving. In Chromium that word is a DevTools session of the page's own
+    (``Page.frameRequestedNavigation``, sent by the renderer as the navigation starts,
+    so before the answer of any state read that runs after it on the same session),
+    and the state is read through that session too: no script is added to the page,
+    and no Playwright script is loaded into its JavaScript world (a page without
+    scripts of its own would otherwise get one, some 30 ms of CPU per document).
+    Elsewhere :data:`NAVIGATION_JS` is installed in every document and read with the
+    state.
     """
 
     def __init__(self, page: Any) -> None:
         self.pending: set[Any] = set()
         self.seen = 0
+        self.attached = False
+        self.session: Any | None = None
+        self.leaving: str | None = None
+        self._main_frame: str | None = None
+        self._loading = False
         self.page = _listen_quietly(page, {
             "request": self._request,
             "requestfinished": self._finished,
             "requestfailed": self._finished,
             "framenavigated": self._navigated,
         })  # fmt: skip
+
+    def attach_steps(self, page: Any, context: Any | None) -> Generator[Op, Any, None]:
+        """Open the page's DevTools session (Chromium), else install
+        :data:`NAVIGATION_JS` (for ``context`` when given, so that its popups have it
+        too, else for the page) and run it in the current document unless it is the
+        blank document of a new page. Once per page, before its first live step."""
+        self.attached = True
+        try:
+            session = yield lambda: page.context.new_cdp_session(page)
+        except Exception:  # not Chromium (or a page being closed): the script instead
+            session = None
+        if session is not None:
+            for name in _NAVIGATION_EVENTS:
+                session.on(name, functools.partial(self._devtools, name))
+            _, tree = yield Parallel(
+                lambda: session.send("Page.enable"), lambda: session.send("Page.getFrameTree")
+            )
+            self._main_frame = tree["frameTree"]["frame"]["id"]
+            self.session = session
+            return
+        if context is not None:
+            yield lambda: context.add_init_script(NAVIGATION_JS)
+        else:
+            yield lambda: page.add_init_script(NAVIGATION_JS)
+        if page.url != "about:blank":  # a new page's next document gets the init script
+            with contextlib.suppress(Exception):  # a page mid-navigation: its next has it
+                yield lambda: page.evaluate(NAVIGATION_JS)
+
+    def _devtools(self, name: str, params: dict[str, Any]) -> None:
+        frame = params.get("frame") or {}
+        if (params.get("frameId") or frame.get("id")) != self._main_frame:
+            return
+        if name == "Page.frameRequestedNavigation":
+            if params.get("disposition", "currentTab") == "currentTab":
+                self.leaving, self._loading = params.get("url") or "", False
+        elif name == "Page.frameStartedLoading":
+            self._loading = self.leaving is not None
+        elif name == "Page.frameNavigated" or self._loading:  # a new document, or none
+            self.leaving, self._loading = None, False  # (a 204 answer, a download)
 
     def _request(self, request: Any) -> None:
         if request.is_navigation_request() and request.frame == self.page.main_frame:
@@ -159,7 +214,30 @@ def _listen_quietly(page: Any, listeners: dict[str, Callable[[Any], None]]) -> A
 
 def _is_navigation_race(error: Exception) -> bool:
     text = str(error)
-    return "context was destroyed" in text or "navigat" in text
+    return any(
+        part in text
+        for part in ("context was destroyed", "navigat", "Cannot find default execution context")
+    )
+
+
+def _read_state_steps(page: Any, watch: NavigationWatch | None) -> Generator[Op, Any, Any]:
+    """:data:`_PAGE_STATE_JS` run in the page: through the watch's DevTools session
+    when it has one (no Playwright script loaded into the page's world), else with
+    ``page.evaluate``."""
+    session = watch.session if watch is not None else None
+    if session is None:
+        return (yield lambda: page.evaluate(_PAGE_STATE_JS))
+    answer = yield lambda: session.send("Runtime.evaluate", {
+        "expression": f"({_PAGE_STATE_JS})()", "awaitPromise": True, "returnByValue": True,
+    })  # fmt: skip
+    details = answer.get("exceptionDetails")
+    if details:
+        thrown = details.get("exception") or {}
+        raise RuntimeError(
+            "the page's state could not be read: "
+            + str(thrown.get("description") or details.get("text") or details)
+        )
+    return answer["result"]["value"]
 
 
 def capture_steps(
@@ -193,15 +271,15 @@ def capture_steps(
         seen = watch.seen if watch is not None else 0
         try:
             if settle_only:
-                state = yield lambda: page.evaluate(_PAGE_STATE_JS)
+                state = yield from _read_state_steps(page, watch)
             elif indexed_db:
-                storage, state = yield Parallel(
+                storage, state = yield from together(
                     lambda: context.storage_state(indexed_db=True),
-                    lambda: page.evaluate(_PAGE_STATE_JS),
+                    _read_state_steps(page, watch),
                 )
             else:
-                cookies, state = yield Parallel(
-                    context.cookies, lambda: page.evaluate(_PAGE_STATE_JS)
+                cookies, state = yield from together(
+                    context.cookies, _read_state_steps(page, watch)
                 )
         except Exception as error:
             if poll == polls or not _is_navigation_race(error):
@@ -209,7 +287,8 @@ def capture_steps(
             yield lambda: page.wait_for_timeout(_POLL_MS)
             continue
         moving = watch is not None and (watch.pending or watch.seen != seen)
-        leaving = bool(state.get("leaving")) and poll < _LEAVING_POLLS
+        announced = state.get("leaving") or (watch is not None and watch.leaving is not None)
+        leaving = announced and poll < _LEAVING_POLLS
         if poll == polls or not (moving or leaving or state["ready"] == "loading"):
             break
         yield lambda: page.wait_for_timeout(_POLL_MS)

@@ -444,6 +444,8 @@ class PageState:
         from now on the page's steps run live. A page given to ``run.wrap`` is restored
         in place (its context gets the cookies, its origin the storage)."""
         if self.started:
+            if self.watch is not None and not self.watch.attached:  # a popup
+                yield from self.watch.attach_steps(self.real, None)
             return self.real
         opts, family = self.options, self.family
         restore = self._restore_point() if opts.resume == BrowserResume.RESTORE else None
