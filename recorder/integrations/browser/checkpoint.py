@@ -292,6 +292,8 @@ def capture_steps(
         if poll == polls or not (moving or leaving or state["ready"] == "loading"):
             break
         yield lambda: page.wait_for_timeout(_POLL_MS)
+    if watch is not None and poll >= _LEAVING_POLLS:
+        watch.leaving = None  # announced, never followed (cancelled): not waited for again
     if not indexed_db and state["origin"].startswith(("http://", "https://")):
         local_by_origin[state["origin"]] = state["local"]
     if settle_only:

@@ -48,7 +48,7 @@ from .chains import (
     selector_argument,
     takes_timeout,
 )
-from .drive import Op, drive_async, drive_sync
+from .drive import Op, drive_async, drive_sync, together
 from .launch import launch_steps
 from .options import Browser, BrowserResume, Screenshots, browser_options
 
@@ -296,20 +296,19 @@ class PageState:
             call.abandon()
             raise
         result = _result_of(action, raw)
-        password = yield from secret_steps.is_password_steps(page, chain, action, args)
-        yield from self._events_steps(meta, blobs)
-        if _needs_checkpoint(chain, action, raw, effect, page, self.watch) and not page.is_closed():
-            capture = functools.partial(
-                checkpoints.capture_steps, page, self.local_by_origin,
-                indexed_db=self.options.indexed_db, watch=self.watch,
-            )  # fmt: skip
-            data = yield from capture(settle_only=_reapplies(action, effect is not None))
-            if data is None and page.url != self.url:  # an in-page step that navigated
-                data = yield from capture()
-            if data is not None:
-                ref = hash_bytes(data)
-                blobs[ref] = data
-                meta["checkpoint"] = ref
+
+        def afterwards() -> Generator[Op, Any, bytes | None]:
+            yield from self._events_steps(meta, blobs)
+            return (yield from self._checkpoint_steps(page, chain, action, raw, effect))
+
+        # The password check (right after the action) goes out with the first of these.
+        password, data = yield from together(
+            secret_steps.is_password_steps(page, chain, action, args), afterwards()
+        )
+        if data is not None:
+            ref = hash_bytes(data)
+            blobs[ref] = data
+            meta["checkpoint"] = ref
         if action in SCREENSHOTS and isinstance(result, bytes):
             meta["screenshot"] = hash_bytes(result)
         elif self.options.screenshots == Screenshots.EACH_STEP and not page.is_closed():
@@ -367,6 +366,24 @@ class PageState:
         if "frames" in meta:
             self.frames = meta["frames"]
         return reapplied
+
+    def _checkpoint_steps(
+        self, page: Any, chain: list[Any], action: str, raw: Any, effect: str | None
+    ) -> Generator[Op, Any, bytes | None]:
+        """The checkpoint of a step that needs one (see :func:`_needs_checkpoint`); an
+        in-page step a restore runs again only settles, unless it navigated."""
+        if not _needs_checkpoint(chain, action, raw, effect, page, self.watch):
+            return None
+        if page.is_closed():
+            return None
+        capture = functools.partial(
+            checkpoints.capture_steps, page, self.local_by_origin,
+            indexed_db=self.options.indexed_db, watch=self.watch,
+        )  # fmt: skip
+        data = yield from capture(settle_only=_reapplies(action, effect is not None))
+        if data is None and page.url != self.url:  # an in-page step that navigated
+            data = yield from capture()
+        return data
 
     def _events_steps(
         self, meta: dict[str, Any], blobs: dict[str, bytes]
