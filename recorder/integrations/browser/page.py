@@ -372,9 +372,7 @@ class PageState:
     ) -> Generator[Op, Any, bytes | None]:
         """The checkpoint of a step that needs one (see :func:`_needs_checkpoint`); an
         in-page step a restore runs again only settles, unless it navigated."""
-        if not _needs_checkpoint(chain, action, raw, effect, page, self.watch):
-            return None
-        if page.is_closed():
+        if page.is_closed() or not _needs_checkpoint(chain, action, raw, effect, page, self.watch):
             return None
         capture = functools.partial(
             checkpoints.capture_steps, page, self.local_by_origin,
